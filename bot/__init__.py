@@ -1,0 +1,1 @@
+"""Composition: settings, CLI, web server and scheduler wiring."""

@@ -1,0 +1,184 @@
+"""Typed settings, loaded once at the edge (CLI or server) and passed in explicitly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
+_PLACEHOLDERS = {"changeme", "change-me", "xxx", "your-token", "your-secret", "todo", "placeholder"}
+
+
+class SettingsError(Exception):
+    """A bad or missing setting. str() is one line naming the variable and the fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True)
+
+    # Confluence
+    confluence_url: str = ""
+    confluence_username: str = ""
+    confluence_password: SecretStr = SecretStr("")
+    confluence_token: SecretStr = SecretStr("")
+    confluence_space: str = ""
+    confluence_cloud: bool | None = None
+    confluence_include_restricted: bool = False
+    confluence_timeout_s: int = Field(default=30, ge=1, le=600)
+    confluence_page_limit: int = Field(default=50, ge=1, le=250)
+    confluence_verify_ssl: bool = True
+
+    # Embeddings, chunking
+    embed_model: str = DEFAULT_EMBED_MODEL
+    embed_backend: Literal["auto", "torch", "onnx-int8"] = "auto"
+    embed_batch_size: int = Field(default=32, ge=1, le=1024)
+    chunk_size: int = Field(default=1000, ge=100, le=20000)
+    chunk_overlap: int = Field(default=150, ge=0, le=5000)
+
+    # Index and data
+    data_dir: Path = Path("data")
+    vector_db_path: Path | None = None
+    chroma_host: str = ""
+    chroma_port: int = Field(default=8000, ge=1, le=65535)
+    chroma_ssl: bool = False
+    chroma_collection: str = Field(default="wikibot", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,40}$")
+
+    # Retrieval
+    retrieval_top_k: int = Field(default=5, ge=1, le=50)
+    retrieval_max_per_page: int = Field(default=2, ge=1, le=50)
+    max_question_chars: int = Field(default=2000, ge=10, le=100000)
+
+    # Model
+    litellm_model: str = ""
+    litellm_api_base: str = ""
+    litellm_api_key: SecretStr = SecretStr("")
+    litellm_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    litellm_num_retries: int = Field(default=2, ge=0, le=10)
+    litellm_fallbacks: str = ""
+    litellm_temperature: float = Field(default=0.1, ge=0, le=2)
+    system_prompt_file: Path | None = None
+
+    # Sessions
+    session_db_path: Path | None = None
+    session_max_turns: int = Field(default=10, ge=1, le=200)
+    session_idle_minutes: int = Field(default=720, ge=1)
+    redis_url: SecretStr = SecretStr("")
+
+    # Sync and server
+    sync_interval_minutes: int = Field(default=60, ge=1, le=10080)
+    admin_token: SecretStr = SecretStr("")
+    health_max_failed_syncs: int = Field(default=3, ge=1, le=100)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Slack
+    slack_bot_token: SecretStr = SecretStr("")
+    slack_signing_secret: SecretStr = SecretStr("")
+    slack_app_token: SecretStr = SecretStr("")
+    slack_api_url: str = "https://slack.com/api/"
+
+    # Teams
+    microsoft_app_id: str = ""
+    microsoft_app_password: SecretStr = SecretStr("")
+    microsoft_app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = "MultiTenant"
+    microsoft_app_tenant_id: str = ""
+    teams_allow_anonymous: bool = False
+
+    @field_validator("confluence_url", "litellm_api_base", "slack_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator(
+        "confluence_password",
+        "confluence_token",
+        "litellm_api_key",
+        "admin_token",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "microsoft_app_password",
+    )
+    @classmethod
+    def _no_placeholder(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value().strip().lower() in _PLACEHOLDERS:
+            raise ValueError("is a placeholder: set the real secret or leave it empty")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("CHUNK_OVERLAP must be smaller than CHUNK_SIZE")
+        return self
+
+    # Derived values: computed, never stored twice.
+    @property
+    def spaces(self) -> tuple[str, ...]:
+        return tuple(s.strip() for s in self.confluence_space.split(",") if s.strip())
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.vector_db_path or self.data_dir / "chroma"
+
+    @property
+    def sessions_path(self) -> Path:
+        return self.session_db_path or self.data_dir / "sessions.sqlite3"
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / "state.sqlite3"
+
+    @property
+    def fallback_models(self) -> tuple[str, ...]:
+        return tuple(m.strip() for m in self.litellm_fallbacks.split(",") if m.strip())
+
+    @property
+    def is_cloud(self) -> bool:
+        if self.confluence_cloud is not None:
+            return self.confluence_cloud
+        return ".atlassian.net" in self.confluence_url or self.confluence_url.rstrip("/").endswith("/wiki")
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token.get_secret_value())
+
+    @property
+    def teams_enabled(self) -> bool:
+        return bool(self.microsoft_app_id) or self.teams_allow_anonymous
+
+    def require_confluence(self) -> None:
+        """Checks what an ingest needs; the chat and search paths do not need Confluence."""
+        if not self.confluence_url:
+            raise SettingsError(
+                "CONFLUENCE_URL is not set: set it to your wiki's base URL "
+                "(https://yourcompany.atlassian.net/wiki or https://confluence.example.com), "
+                "or run `wikibot demo` to try the bundled sample wiki"
+            )
+        if not self.spaces:
+            raise SettingsError("CONFLUENCE_SPACE is not set: set one space key or a comma-separated list (e.g. ENG,OPS)")
+        has_token = bool(self.confluence_token.get_secret_value())
+        has_basic = bool(self.confluence_username and self.confluence_password.get_secret_value())
+        if not (has_token or has_basic):
+            raise SettingsError(
+                "Confluence credentials are missing: set CONFLUENCE_USERNAME and CONFLUENCE_PASSWORD "
+                "(an API token on Cloud) or CONFLUENCE_TOKEN (a personal access token on Data Center)"
+            )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Builds settings from the environment and .env; raises SettingsError with one readable line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = error.get("loc") or ()
+        name = str(loc[0]).upper() if loc else "settings"
+        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+        if name == "settings" or message.startswith(name):
+            raise SettingsError(message) from None
+        raise SettingsError(f"{name}: {message}") from None

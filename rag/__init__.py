@@ -1,0 +1,1 @@
+"""The RAG core: Confluence pages in, cited answers out. Knows nothing of Slack or Teams."""

@@ -1,0 +1,133 @@
+"""Frozen values that cross module and port boundaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class PageRef:
+    """What the cheap listing knows of a page: no body."""
+
+    page_id: str
+    space: str
+    title: str
+    version: int
+    ancestor_ids: tuple[str, ...] = ()
+    restricted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page with its storage-format body, as fetched from Confluence."""
+
+    page_id: str
+    space: str
+    title: str
+    version: int
+    url: str
+    body: str
+    last_modified: str = ""
+    breadcrumb: tuple[str, ...] = ()
+    restricted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    chunk_id: str
+    page_id: str
+    space: str
+    title: str
+    url: str
+    version: int
+    last_modified: str
+    section: str
+    text: str
+
+    def metadata(self) -> dict[str, str | int]:
+        return {
+            "page_id": self.page_id,
+            "space": self.space,
+            "title": self.title,
+            "url": self.url,
+            "version": self.version,
+            "last_modified": self.last_modified,
+            "section": self.section,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A retrieved chunk with its fused score (higher is better)."""
+
+    chunk: Chunk
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    page_id: str
+    title: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """What every adapter hands the core: no SDK object ever crosses this line."""
+
+    session_key: str
+    text: str
+    user_id: str = ""
+    platform: str = "terminal"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    text: str
+    sources: tuple[Source, ...] = ()
+    # False when the wiki did not hold the answer (or the question was refused).
+    grounded: bool = True
+    mode: Literal["llm", "extractive", "refusal", "error"] = "llm"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    started_at: datetime
+    finished_at: datetime
+    ok: bool
+    full: bool = False
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    chunks_embedded: int = 0
+    errors: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "ok": self.ok,
+            "full": self.full,
+            "added": self.added,
+            "updated": self.updated,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+            "chunks_embedded": self.chunks_embedded,
+            "duration_s": round(self.duration_s, 3),
+            "errors": list(self.errors),
+        }
