@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     confluence_timeout_s: int = Field(default=30, ge=1, le=600)
     confluence_page_limit: int = Field(default=50, ge=1, le=250)
     confluence_verify_ssl: bool = True
+    confluence_max_retries: int = Field(default=4, ge=0, le=20)
+    confluence_backoff_s: float = Field(default=1.0, ge=0, le=60)
+    confluence_sync_overlap_minutes: int = Field(default=15, ge=0, le=1440)
 
     # Embeddings, chunking
     embed_model: str = DEFAULT_EMBED_MODEL
@@ -49,6 +52,8 @@ class Settings(BaseSettings):
     # Retrieval
     retrieval_top_k: int = Field(default=5, ge=1, le=50)
     retrieval_max_per_page: int = Field(default=2, ge=1, le=50)
+    retrieval_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    retrieval_min_similarity: float = Field(default=0.3, ge=0, le=1)
     max_question_chars: int = Field(default=2000, ge=10, le=100000)
 
     # Model
@@ -160,7 +165,9 @@ class Settings(BaseSettings):
                 "or run `wikibot demo` to try the bundled sample wiki"
             )
         if not self.spaces:
-            raise SettingsError("CONFLUENCE_SPACE is not set: set one space key or a comma-separated list (e.g. ENG,OPS)")
+            raise SettingsError(
+                "CONFLUENCE_SPACE is not set: set one space key or a comma-separated list (e.g. ENG,OPS)"
+            )
         has_token = bool(self.confluence_token.get_secret_value())
         has_basic = bool(self.confluence_username and self.confluence_password.get_secret_value())
         if not (has_token or has_basic):

@@ -61,6 +61,10 @@ class SessionStore(Protocol):
 
     def reset(self, session_id: str) -> None: ...
 
+    def reset_prefix(self, prefix: str) -> int:
+        """Forgets every session whose id starts with prefix; returns how many."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -110,7 +110,13 @@ class SyncReport:
     unchanged: int = 0
     skipped: int = 0
     chunks_embedded: int = 0
+    chunks_total: int = 0
     errors: tuple[str, ...] = field(default_factory=tuple)
+    # Where the time went, in seconds: what the ingest bench reports.
+    fetch_s: float = 0.0
+    chunk_s: float = 0.0
+    embed_s: float = 0.0
+    write_s: float = 0.0
 
     @property
     def duration_s(self) -> float:
@@ -128,6 +134,13 @@ class SyncReport:
             "unchanged": self.unchanged,
             "skipped": self.skipped,
             "chunks_embedded": self.chunks_embedded,
+            "chunks_total": self.chunks_total,
             "duration_s": round(self.duration_s, 3),
+            "time_split_s": {
+                "fetch": round(self.fetch_s, 3),
+                "chunk": round(self.chunk_s, 3),
+                "embed": round(self.embed_s, 3),
+                "write": round(self.write_s, 3),
+            },
             "errors": list(self.errors),
         }

@@ -1,0 +1,1 @@
+"""Channel adapters: each turns one platform's events into IncomingMessage and posts the Reply back."""

@@ -1,0 +1,153 @@
+"""Text conversion at the Slack edge: the model's markdown to Slack mrkdwn, and a user's Slack text to plain.
+
+Slack's mrkdwn is not markdown: bold is *one star*, links are <url|label>, there are no headings, and &, < and >
+must be escaped. Escaping everything the model wrote also means the bot can never post a live <!channel> or
+<@user> ping, whatever the model or the wiki says.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from urllib.parse import quote
+
+from rag.types import Source
+
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+_BULLET = re.compile(r"^(\s*)[-*+]\s+(.*)$")
+_NUMBERED = re.compile(r"^(\s*)(\d{1,3})[.)]\s+(.*)$")
+_QUOTE = re.compile(r"^\s{0,3}>\s?(.*)$")
+_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
+_INLINE_CODE = re.compile(r"(`+)(.+?)\1")
+_LINK = re.compile(r"\[([^\[\]]+)\]\(\s*<?([^()\s<>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_AUTOLINK = re.compile(r"<((?:https?|mailto):[^<>\s]+)>")
+_CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_ITALIC_STAR = re.compile(r"(?<![*\w])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![*\w])")
+_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
+# Placeholders use private-use characters, which neither the model's text nor the escaping produce.
+_SLOT = "\ue000{}\ue001"
+_SLOT_RE = re.compile("\ue000(\\d+)\ue001")
+_BOLD_MARK = "\ue002"
+
+
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def safe_url(url: str) -> str | None:
+    """A URL fit for <url|label>, or None when it is not http(s)/mailto (javascript:, relative paths)."""
+    url = url.strip()
+    if not re.match(r"^(https?://|mailto:)", url, re.IGNORECASE):
+        return None
+    # The characters that would end or split Slack's <url|label> syntax.
+    return quote(url, safe=":/?#[]@!$&'()*+,;=%~-._")
+
+
+def link(url: str, label: str) -> str:
+    target = safe_url(url)
+    label = escape(label.replace("|", "/"))
+    if target is None:
+        return label
+    return f"<{target.replace('&', '&amp;')}|{label}>"
+
+
+def to_mrkdwn(markdown: str, sources: Sequence[Source] = ()) -> str:
+    """Converts the model's markdown; `[n]` citations become links to the n-th source's page."""
+    out: list[str] = []
+    code: list[str] | None = None
+    for line in markdown.replace("\r\n", "\n").split("\n"):
+        if _FENCE.match(line):
+            if code is None:
+                code = []  # the language tag is dropped: Slack would print it as the first line
+            else:
+                out.append("```\n" + "\n".join(code) + "\n```")
+                code = None
+            continue
+        if code is not None:
+            code.append(escape(line))
+        else:
+            out.append(_convert_line(line, sources))
+    if code is not None:  # an unclosed fence still renders as code rather than swallowing the answer
+        out.append("```\n" + "\n".join(code) + "\n```")
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
+
+
+def _convert_line(line: str, sources: Sequence[Source]) -> str:
+    if _RULE.match(line):
+        return "──────────"
+    heading = _HEADING.match(line)
+    if heading:
+        text = _inline(heading.group(1), sources).replace("*", "")
+        return f"*{text}*" if text else ""
+    bullet = _BULLET.match(line)
+    if bullet:
+        level = len(bullet.group(1).expandtabs(4)) // 2
+        mark = "•" if level == 0 else "◦"
+        return "    " * min(level, 3) + f"{mark} {_inline(bullet.group(2), sources)}"
+    numbered = _NUMBERED.match(line)
+    if numbered:
+        level = len(numbered.group(1).expandtabs(4)) // 3
+        return "    " * min(level, 3) + f"{numbered.group(2)}. {_inline(numbered.group(3), sources)}"
+    quote_line = _QUOTE.match(line)
+    if quote_line:
+        return ">" + _inline(quote_line.group(1), sources)
+    return _inline(line, sources)
+
+
+def _inline(text: str, sources: Sequence[Source]) -> str:
+    slots: list[str] = []
+
+    def keep(value: str) -> str:
+        slots.append(value)
+        return _SLOT.format(len(slots) - 1)
+
+    text = _INLINE_CODE.sub(lambda m: keep(f"`{escape(m.group(2).strip())}`"), text)
+    text = _LINK.sub(lambda m: keep(link(m.group(2), _plain_label(m.group(1)))), text)
+    text = _AUTOLINK.sub(lambda m: keep(link(m.group(1), m.group(1))), text)
+    text = _CITATION.sub(lambda m: keep(_citation(m, sources)), text)
+    text = escape(text)
+    text = _BOLD.sub(lambda m: f"{_BOLD_MARK}{m.group(2)}{_BOLD_MARK}", text)
+    text = _ITALIC_STAR.sub(r"_\1_", text)
+    text = _STRIKE.sub(r"~\1~", text)
+    text = text.replace(_BOLD_MARK, "*")
+    return _SLOT_RE.sub(lambda m: slots[int(m.group(1))], text)
+
+
+def _plain_label(label: str) -> str:
+    return re.sub(r"(\*\*|__|\*|`)", "", label).strip() or label
+
+
+def _citation(match: re.Match[str], sources: Sequence[Source]) -> str:
+    numbers = [int(n) for n in re.split(r"\s*,\s*", match.group(1))]
+    if not all(1 <= n <= len(sources) for n in numbers):
+        return escape(match.group(0))  # not a citation we can resolve: keep the text as written
+    return "".join(link(sources[n - 1].url, f"[{n}]") for n in numbers)
+
+
+_USER_REF = re.compile(r"<@([A-Z0-9]+)(?:\|([^>]*))?>")
+_CHANNEL_REF = re.compile(r"<#([A-Z0-9]+)(?:\|([^>]*))?>")
+_SPECIAL_REF = re.compile(r"<!([a-z]+)(?:\^[^|>]*)?(?:\|([^>]*))?>")
+_URL_REF = re.compile(r"<([a-zA-Z][a-zA-Z0-9+.-]*:[^|>]+)(?:\|([^>]*))?>")
+
+
+def mentions(text: str) -> set[str]:
+    """The user ids a Slack message mentions."""
+    return {match.group(1) for match in _USER_REF.finditer(text)}
+
+
+def to_plain(text: str, *, bot_user_id: str = "") -> str:
+    """A user's Slack text as the model should read it: the bot's own mention removed, references spelled."""
+
+    def user(match: re.Match[str]) -> str:
+        if bot_user_id and match.group(1) == bot_user_id:
+            return ""
+        return "@" + (match.group(2) or match.group(1))
+
+    text = _USER_REF.sub(user, text)
+    text = _CHANNEL_REF.sub(lambda m: "#" + (m.group(2) or m.group(1)), text)
+    text = _SPECIAL_REF.sub(lambda m: "@" + (m.group(2) or m.group(1)).lstrip("@"), text)
+    text = _URL_REF.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) else m.group(1), text)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return re.sub(r"[ \t]+", " ", text).strip()

@@ -1,0 +1,112 @@
+"""A core Reply as Slack messages: mrkdwn sections, a Sources context block, split below Slack's limits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.slack.mrkdwn import escape, link, to_mrkdwn
+from rag.types import Reply, Source
+
+# A section block's text is capped at 3000 characters; the margin leaves room for a reopened code fence.
+SECTION_LIMIT = 2900
+_MAX_SOURCES = 10
+_TITLE_CHARS = 80
+_FENCE = "```"
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """One chat.postMessage / chat.update payload: `text` is the notification and accessibility fallback."""
+
+    text: str
+    blocks: tuple[dict[str, Any], ...] = ()
+
+    def as_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"text": self.text}
+        if self.blocks:
+            kwargs["blocks"] = [dict(block) for block in self.blocks]
+        return kwargs
+
+
+def render_reply(reply: Reply, *, limit: int = SECTION_LIMIT) -> list[SlackMessage]:
+    """The answer in one or more messages; the last one carries the sources."""
+    body = to_mrkdwn(reply.text, reply.sources) or "_(empty answer)_"
+    parts = split_mrkdwn(body, limit=limit)
+    sources = sources_line(reply.sources)
+    messages: list[SlackMessage] = []
+    for index, part in enumerate(parts):
+        blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": part}}]
+        text = part
+        if sources and index == len(parts) - 1:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": sources}]})
+            text = f"{part}\n\n{sources}"
+        messages.append(SlackMessage(text=text, blocks=tuple(blocks)))
+    return messages
+
+
+def render_notice(markdown: str) -> SlackMessage:
+    """A short message of the bot's own (help, reset, errors), in plain mrkdwn without blocks."""
+    return SlackMessage(text=to_mrkdwn(markdown))
+
+
+def sources_line(sources: Sequence[Source]) -> str:
+    links = []
+    for number, source in enumerate(sources[:_MAX_SOURCES], start=1):
+        title = source.title.strip() or source.page_id or "page"
+        if len(title) > _TITLE_CHARS:
+            title = title[: _TITLE_CHARS - 1].rstrip() + "…"
+        links.append(link(source.url, f"[{number}] {title}") if source.url else escape(f"[{number}] {title}"))
+    return ("*Sources:* " + " · ".join(links)) if links else ""
+
+
+def split_mrkdwn(text: str, *, limit: int = SECTION_LIMIT) -> list[str]:
+    """Splits at line breaks (hard-wrapping only a longer line); a code block cut in two is closed and reopened."""
+    if len(text) <= limit:
+        return [text]
+    budget = limit - len(_FENCE) - 1  # room to close a code block the cut falls inside
+    parts: list[str] = []
+    current: list[str] = []
+    size = 0
+    in_code = False
+    for line in _hard_wrap(text.split("\n"), budget - len(_FENCE) - 1):
+        if current and size + len(line) + 1 > budget:
+            parts.append("\n".join([*current, _FENCE] if in_code else current))
+            current, size = ([_FENCE], len(_FENCE) + 1) if in_code else ([], 0)
+        current.append(line)
+        size += len(line) + 1
+        if line.startswith(_FENCE) or line.endswith(_FENCE):
+            in_code = _toggles(line, in_code)
+    if current:
+        parts.append("\n".join(current))
+    return [part.strip("\n") for part in parts if part.strip()]
+
+
+def _toggles(line: str, in_code: bool) -> bool:
+    return in_code if line.count(_FENCE) % 2 == 0 else not in_code
+
+
+def _hard_wrap(lines: list[str], width: int) -> list[str]:
+    wrapped: list[str] = []
+    for line in lines:
+        while len(line) > width:
+            cut = line.rfind(" ", 0, width)
+            cut = cut if cut > width // 2 else width
+            cut = _outside_markup(line, cut)
+            wrapped.append(line[:cut])
+            line = line[cut:].lstrip(" ")
+        wrapped.append(line)
+    return wrapped
+
+
+def _outside_markup(line: str, cut: int) -> int:
+    """Moves a cut back so it splits neither a <url|label> link nor an &amp; entity."""
+    head = line[:cut]
+    opening = head.rfind("<")
+    if opening > head.rfind(">") and opening > 0:
+        return opening
+    amp = head.rfind("&")
+    if amp > head.rfind(";") and cut - amp < 6 and amp > 0:
+        return amp
+    return cut

@@ -1,0 +1,38 @@
+"""`wikibot teams-package`: the Teams app zip (manifest with the app id, two icons) ready to upload."""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+# manifest/teams/ sits at the repository root, beside the packages.
+MANIFEST_DIR = Path(__file__).resolve().parents[2] / "manifest" / "teams"
+APP_ID_PLACEHOLDER = "{{MICROSOFT_APP_ID}}"
+PACKAGE_FILES = ("manifest.json", "color.png", "outline.png")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def render_manifest(app_id: str, *, template_dir: Path = MANIFEST_DIR) -> str:
+    app_id = app_id.strip()
+    if not _GUID.match(app_id):
+        raise ValueError(
+            "MICROSOFT_APP_ID must be the GUID of the bot's Azure app registration "
+            "(like 00000000-0000-0000-0000-000000000000)"
+        )
+    template = (template_dir / "manifest.json").read_text(encoding="utf-8")
+    manifest = json.loads(template.replace(APP_ID_PLACEHOLDER, app_id.lower()))
+    return json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_teams_package(*, app_id: str, out: Path, template_dir: Path = MANIFEST_DIR) -> Path:
+    """Writes the zip Teams accepts for "Upload a custom app": its three files at the root."""
+    manifest = render_manifest(app_id, template_dir=template_dir)
+    out = out / "wikibot-teams.zip" if out.is_dir() else out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", manifest)
+        for name in PACKAGE_FILES[1:]:
+            archive.write(template_dir / name, arcname=name)
+    return out

@@ -1,0 +1,94 @@
+"""Reply → Teams message: markdown text plus Teams citation entities for the [n] markers.
+
+Citations: Teams renders each `[n]` of the text as a pill that opens the cited page (a schema.org Message
+entity with one Claim per source, at most 10, as Teams allows). Clients that ignore the entity (the
+Bot Framework Emulator, notifications) still get a "Sources" list of markdown links under the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botbuilder.schema import Activity, ActivityTypes, Entity
+
+from rag.types import Reply, Source
+
+MAX_CITATIONS = 10
+_ABSTRACT_MAX = 160
+_NAME_MAX = 80
+
+WELCOME_TEXT = (
+    "Hi, I'm WikiBot. Ask me anything about our Confluence wiki and I answer with links to the pages "
+    "I used; follow-up questions keep the context of the conversation. In a channel, @mention me; "
+    "each thread is its own conversation. Type `reset` (or `/wiki-reset`) to start over."
+)
+RESET_TEXT = "Done: I have forgotten this conversation. Ask me a new question."
+EMPTY_TEXT = "Please type your question as text, for example: *How do I request VPN access?*"
+FAILURE_TEXT = "Sorry, something went wrong on my side and I could not answer. Please try again in a minute."
+
+
+class _OpenEntity(Entity):  # type: ignore[misc]
+    """An entity that keeps its extra keys on the wire (the schema's Entity serializes only `type`)."""
+
+    _attribute_map = {  # noqa: RUF012 - msrest reads this class attribute
+        "type": {"key": "type", "type": "str"},
+        "additional_properties": {"key": "", "type": "{object}"},
+    }
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _link_label(title: str) -> str:
+    # Brackets in a title would end the markdown link text early.
+    return title.replace("[", "(").replace("]", ")").strip() or "page"
+
+
+def _sources_block(sources: tuple[Source, ...]) -> str:
+    lines = [f"{i}. [{_link_label(s.title)}]({s.url})" for i, s in enumerate(sources, start=1) if s.url]
+    return "\n\n**Sources**\n\n" + "\n".join(lines) if lines else ""
+
+
+def citation_entity(sources: tuple[Source, ...], *, ai_generated: bool) -> _OpenEntity | None:
+    claims: list[dict[str, Any]] = []
+    for position, source in enumerate(sources[:MAX_CITATIONS], start=1):
+        appearance: dict[str, Any] = {
+            "@type": "DigitalDocument",
+            "name": _clip(source.title or "Wiki page", _NAME_MAX),
+            "abstract": _clip(f"Confluence page: {source.title}", _ABSTRACT_MAX),
+        }
+        if source.url:
+            appearance["url"] = source.url
+        claims.append({"@type": "Claim", "position": position, "appearance": appearance})
+    if not claims:
+        return None
+    properties: dict[str, Any] = {
+        "@type": "Message",
+        "@context": "https://schema.org",
+        "@id": "",
+        "citation": claims,
+    }
+    if ai_generated:
+        properties["additionalType"] = ["AIGeneratedContent"]
+    return _OpenEntity(type="https://schema.org/Message", additional_properties=properties)
+
+
+def answer_activity(reply: Reply) -> Activity:
+    sources = reply.sources[:MAX_CITATIONS]
+    text = (reply.text.strip() or FAILURE_TEXT) + _sources_block(sources)
+    entity = citation_entity(sources, ai_generated=reply.mode == "llm")
+    return Activity(
+        type=ActivityTypes.message,
+        text=text,
+        text_format="markdown",
+        entities=[entity] if entity is not None else None,
+    )
+
+
+def text_activity(text: str) -> Activity:
+    return Activity(type=ActivityTypes.message, text=text, text_format="markdown")
+
+
+def typing_activity() -> Activity:
+    return Activity(type=ActivityTypes.typing)

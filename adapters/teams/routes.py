@@ -1,0 +1,78 @@
+"""POST /api/messages on the shared aiohttp server, through botbuilder's CloudAdapter."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+from azure.core.exceptions import DeserializationError
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import Activity
+
+from adapters.teams.auth import build_authentication, check_teams_settings
+from adapters.teams.bot import Timing, WikiTeamsBot, on_turn_error
+from adapters.teams.tasks import BackgroundTasks
+from bot.config import Settings
+from rag.ports import Assistant
+
+_LOG = logging.getLogger(__name__)
+MESSAGES_PATH = "/api/messages"
+ANONYMOUS_WARNING = (
+    "TEAMS_ALLOW_ANONYMOUS is on and MICROSOFT_APP_ID is empty: POST %s accepts UNAUTHENTICATED requests "
+    "and posts wiki answers to whatever serviceUrl the caller names. Use this only with the Bot Framework "
+    "Emulator on a machine nobody else can reach; set MICROSOFT_APP_ID (and its password) for Teams."
+)
+
+
+class TeamsEndpoint:
+    """Owns the SDK adapter, the bot and their background tasks for one web application."""
+
+    def __init__(self, *, settings: Settings, assistant: Assistant, timing: Timing | None = None) -> None:
+        check_teams_settings(settings)
+        self.tasks = BackgroundTasks()
+        self.adapter = CloudAdapter(build_authentication(settings))
+        self.adapter.on_turn_error = on_turn_error
+        self.bot = WikiTeamsBot(
+            assistant=assistant,
+            adapter=self.adapter,
+            app_id=settings.microsoft_app_id.strip(),
+            tasks=self.tasks,
+            timing=timing or Timing(),
+        )
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.content_type != "application/json":
+            raise web.HTTPUnsupportedMediaType(text="expected application/json")
+        # Garbage bodies would otherwise surface as 500s from inside the SDK.
+        try:
+            body = await request.json()
+            if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+                raise ValueError("not an activity")
+            Activity().deserialize(body)
+        except (ValueError, json.JSONDecodeError, DeserializationError, UnicodeDecodeError):
+            raise web.HTTPBadRequest(text="expected a Bot Framework activity") from None
+        response = await self.adapter.process(request, self.bot)
+        return response if response is not None else web.Response(status=201)
+
+    async def close(self, _app: web.Application | None = None) -> None:
+        await self.tasks.close()
+
+
+def add_teams_routes(web_app: web.Application, *, settings: Settings, assistant: Assistant) -> None:
+    """Mounts POST /api/messages when Teams is configured; cancels background replies on cleanup."""
+    mount_teams_endpoint(web_app, settings=settings, assistant=assistant)
+
+
+def mount_teams_endpoint(
+    web_app: web.Application, *, settings: Settings, assistant: Assistant, timing: Timing | None = None
+) -> TeamsEndpoint | None:
+    if not settings.microsoft_app_id.strip():
+        if not settings.teams_allow_anonymous:
+            _LOG.info("teams: MICROSOFT_APP_ID is not set; the Teams endpoint is off")
+            return None
+        _LOG.warning(ANONYMOUS_WARNING, MESSAGES_PATH)
+    endpoint = TeamsEndpoint(settings=settings, assistant=assistant, timing=timing)
+    web_app.router.add_post(MESSAGES_PATH, endpoint.handle)
+    web_app.on_cleanup.append(endpoint.close)
+    return endpoint

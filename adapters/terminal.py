@@ -1,0 +1,43 @@
+"""The terminal channel: `wikibot chat`, a conversation through the same core as Slack and Teams."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TextIO
+
+from rag.commands import RESET_SLASH_COMMAND
+from rag.ports import Assistant
+from rag.types import IncomingMessage, Reply
+
+PROMPT = "you> "
+_QUIT = {"/quit", "/exit", "quit", "exit"}
+
+
+def render(reply: Reply) -> str:
+    lines = [reply.text]
+    if reply.sources:
+        lines.append("")
+        lines.append("Sources:")
+        lines.extend(f"  [{n}] {s.title} - {s.url}" for n, s in enumerate(reply.sources, start=1))
+    return "\n".join(lines)
+
+
+async def chat(
+    assistant: Assistant, *, session_key: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout
+) -> None:
+    stdout.write(f"Ask about the wiki. {RESET_SLASH_COMMAND} starts over, /quit (or Ctrl-D) leaves.\n")
+    while True:
+        stdout.write(PROMPT)
+        stdout.flush()
+        line = await asyncio.to_thread(stdin.readline)
+        if not line:
+            stdout.write("\n")
+            return
+        text = line.strip()
+        if not text:
+            continue
+        if text.lower() in _QUIT:
+            return
+        reply = await assistant.ask(IncomingMessage(session_key=session_key, text=text, platform="terminal"))
+        stdout.write(render(reply) + "\n\n")

@@ -1,0 +1,243 @@
+"""The composition root: every client, model and store is built here, from settings, once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cached_property, partial
+from typing import cast
+
+from filelock import FileLock, Timeout
+from rag.chunking import chunk_page
+
+from bot.config import Settings, SettingsError
+from rag.answering import Prompts
+from rag.confluence import ConfluenceSource, RestClient
+from rag.index import open_chroma
+from rag.knowledge import KnowledgeBase
+from rag.ports import ChatModel, Embedder, PageSource, SessionStore
+from rag.retrieval import HybridRetriever
+from rag.service import WikiAssistant
+from rag.state import StateStore
+from rag.sync import Progress, sync_once
+from rag.types import SyncReport
+
+log = logging.getLogger(__name__)
+
+
+class SyncBusy(Exception):
+    """Another sync holds the data folder's lock."""
+
+
+def quiet_libraries() -> None:
+    """Keeps libraries from reaching the network at import or run time: we are offline-first."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class LazyEmbedder:
+    """Loads the model on first use: status, search of an empty index and start-up stay fast."""
+
+    def __init__(self, factory: Callable[[], Embedder]) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._embedder: Embedder | None = None
+
+    @property
+    def loaded(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = self._factory()
+            return self._embedder
+
+    @property
+    def fingerprint(self) -> str:
+        return self.loaded.fingerprint
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.loaded.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.loaded.embed_query(text)
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    from rag.embedding import build_embedder as build
+
+    return cast(
+        Embedder,
+        build(
+            settings.embed_model,
+            backend=settings.embed_backend,
+            cache_dir=settings.data_dir / "models",
+            batch_size=settings.embed_batch_size,
+        ),
+    )
+
+
+def build_chat_model(settings: Settings) -> ChatModel | None:
+    if not settings.litellm_model:
+        return None
+    from rag.llm import LiteLLMChatModel
+
+    try:
+        return LiteLLMChatModel(
+            model=settings.litellm_model,
+            api_base=settings.litellm_api_base,
+            api_key=settings.litellm_api_key.get_secret_value(),
+            timeout_s=settings.litellm_timeout_s,
+            num_retries=settings.litellm_num_retries,
+            fallbacks=settings.fallback_models,
+            temperature=settings.litellm_temperature,
+        )
+    except ValueError as exc:
+        raise SettingsError(f"LITELLM_MODEL: {exc}") from None
+
+
+def build_sessions(settings: Settings) -> SessionStore:
+    from rag.sessions import RedisSessionStore, SqliteSessionStore
+
+    idle = settings.session_idle_minutes * 60.0
+    if settings.redis_url.get_secret_value():
+        return cast(
+            SessionStore,
+            RedisSessionStore(
+                settings.redis_url.get_secret_value(), max_turns=settings.session_max_turns, idle_seconds=idle
+            ),
+        )
+    return cast(
+        SessionStore,
+        SqliteSessionStore(settings.sessions_path, max_turns=settings.session_max_turns, idle_seconds=idle),
+    )
+
+
+def build_source(settings: Settings) -> PageSource:
+    settings.require_confluence()
+    from atlassian import Confluence
+
+    token = settings.confluence_token.get_secret_value()
+    auth: dict[str, str] = (
+        {"token": token}
+        if token
+        else {
+            "username": settings.confluence_username,
+            "password": settings.confluence_password.get_secret_value(),
+        }
+    )
+    client = Confluence(  # type: ignore[no-untyped-call]
+        url=settings.confluence_url.rstrip("/"),
+        cloud=settings.is_cloud,
+        timeout=settings.confluence_timeout_s,
+        verify_ssl=settings.confluence_verify_ssl,
+        # The client's default retries a 429 once and never a 5xx: let urllib3 back off on both,
+        # honouring Retry-After.
+        backoff_and_retry=True,
+        retry_status_codes=[429, 500, 502, 503, 504],
+        max_backoff_retries=settings.confluence_max_retries,
+        max_backoff_seconds=60,
+        backoff_factor=settings.confluence_backoff_s,
+        backoff_jitter=0.0,
+        **auth,
+    )
+    try:
+        return ConfluenceSource(
+            cast(RestClient, client),
+            spaces=settings.spaces,
+            page_limit=settings.confluence_page_limit,
+            overlap=timedelta(minutes=settings.confluence_sync_overlap_minutes),
+        )
+    except ValueError as exc:
+        raise SettingsError(f"CONFLUENCE_SPACE: {exc}") from None
+
+
+@dataclass
+class Core:
+    """Everything the CLI, the web server and the scheduler share."""
+
+    settings: Settings
+    embedder: Embedder
+    kb: KnowledgeBase
+    retriever: HybridRetriever
+    sessions: SessionStore
+    assistant: WikiAssistant
+    _source: PageSource | None = field(default=None, repr=False)
+
+    @cached_property
+    def source(self) -> PageSource:
+        return self._source or build_source(self.settings)
+
+    def sync(self, *, full: bool = False, progress: Progress | None = None) -> SyncReport:
+        """One sync under the data folder's lock: two processes never sync one index at once."""
+        source = self.source
+        lock = FileLock(str(self.settings.data_dir / "sync.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise SyncBusy("another sync is already running on this data folder") from None
+        try:
+            return sync_once(
+                source=source,
+                kb=self.kb,
+                embedder=self.embedder,
+                chunker=partial(
+                    chunk_page, chunk_size=self.settings.chunk_size, chunk_overlap=self.settings.chunk_overlap
+                ),
+                include_restricted=self.settings.confluence_include_restricted,
+                full=full,
+                progress=progress,
+            )
+        finally:
+            lock.release()
+
+    def close(self) -> None:
+        self.sessions.close()
+        self.kb.state.close()
+
+
+def build_core(
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    source: PageSource | None = None,
+    chat_model: ChatModel | None = None,
+    sessions: SessionStore | None = None,
+) -> Core:
+    """Builds the core; tests may hand in port fakes, everything else comes from settings."""
+    quiet_libraries()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    emb: Embedder = embedder or LazyEmbedder(partial(build_embedder, settings))
+    client = open_chroma(
+        path=settings.chroma_path,
+        host=settings.chroma_host,
+        port=settings.chroma_port,
+        ssl=settings.chroma_ssl,
+    )
+    state = StateStore(settings.state_path)
+    kb = KnowledgeBase(client, state, prefix=settings.chroma_collection, fingerprint=lambda: emb.fingerprint)
+    retriever = HybridRetriever(
+        kb,
+        emb,
+        k=settings.retrieval_top_k,
+        max_per_page=settings.retrieval_max_per_page,
+        mode=settings.retrieval_mode,
+    )
+    store = sessions or build_sessions(settings)
+    system_prompt = (
+        settings.system_prompt_file.read_text(encoding="utf-8") if settings.system_prompt_file else None
+    )
+    assistant = WikiAssistant(
+        retriever=retriever,
+        sessions=store,
+        chat_model=chat_model or build_chat_model(settings),
+        prompts=Prompts.load(system_prompt),
+        max_question_chars=settings.max_question_chars,
+        min_similarity=settings.retrieval_min_similarity,
+    )
+    return Core(settings, emb, kb, retriever, store, assistant, source)

@@ -1,0 +1,319 @@
+"""`wikibot`: ingest, search, ask, chat, status, serve, sync, demo, teams-package."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.config import Settings, SettingsError, load_settings
+
+log = logging.getLogger("wikibot")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wikibot", description="Answers questions from your Confluence wiki."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    for name, help_text in (
+        ("ingest", "index the configured spaces (incremental)"),
+        ("sync", "same as ingest"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument(
+            "--full", action="store_true", help="re-fetch and re-embed everything (blue/green swap)"
+        )
+        p.add_argument("--json", action="store_true", help="print the sync report as JSON")
+
+    p = sub.add_parser("search", help="show the passages retrieval finds")
+    p.add_argument("query", help="the query, or - to read one query per line from standard input")
+    p.add_argument("-k", type=int, default=None, help="how many passages")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("ask", help="answer one question with cited pages")
+    p.add_argument("question", help="the question, or - to read one question per line (one session)")
+    p.add_argument("--session", default=None, help="session id, to continue a conversation")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("chat", help="a conversation in the terminal")
+    p.add_argument("--session", default=None)
+
+    p = sub.add_parser("status", help="what the index holds and how the last syncs went")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("serve", help="run the Slack/Teams web server and the sync scheduler")
+    p.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server is meant to be reachable
+    p.add_argument("--port", type=int, default=3000)
+
+    p = sub.add_parser("demo", help="ingest the bundled sample wiki through a loopback Confluence and ask it")
+    p.add_argument("--question", default=None)
+    p.add_argument("--data-dir", default="demo-data")
+
+    p = sub.add_parser("teams-package", help="write the Teams app package (zip) with your app id")
+    p.add_argument("--app-id", default=None, help="defaults to MICROSOFT_APP_ID")
+    p.add_argument("--out", default="wikibot-teams.zip")
+    return parser
+
+
+def _setup_logging(settings: Settings | None) -> None:
+    level = settings.log_level if settings else "INFO"
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    for noisy in ("httpx", "LiteLLM", "chromadb", "sentence_transformers", "urllib3", "atlassian"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _dump(obj: Any, out: TextIO) -> None:
+    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def _lines(arg: str, stdin: TextIO) -> Iterator[str]:
+    if arg != "-":
+        yield arg
+        return
+    for line in stdin:
+        if line.strip():
+            yield line.rstrip("\n")
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(unit="page", desc="embedding", dynamic_ncols=True)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from bot.app import SyncBusy, build_core
+
+    core = build_core(settings)
+    try:
+        with _progress(sys.stderr.isatty() and not args.json) as progress:
+            report = core.sync(full=args.full, progress=progress)
+    except SyncBusy as exc:
+        print(f"wikibot: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        core.close()
+    if args.json:
+        _dump(report.as_dict(), out)
+    else:
+        out.write(
+            f"{'ok' if report.ok else 'FAILED'}: {report.added} added, {report.updated} updated, "
+            f"{report.removed} removed, {report.unchanged} unchanged, {report.skipped} skipped; "
+            f"{report.chunks_embedded} chunks embedded, {report.chunks_total} in the index "
+            f"({report.duration_s:.1f} s)\n"
+        )
+        for error in report.errors:
+            out.write(f"  error: {error}\n")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO, stdin: TextIO) -> int:
+    from bot.app import build_core
+
+    core = build_core(settings)
+    try:
+        for query in _lines(args.query, stdin):
+            if not query.strip() or len(query) > settings.max_question_chars:
+                print(
+                    f"wikibot: the query must be 1 to {settings.max_question_chars} characters",
+                    file=sys.stderr,
+                )
+                if args.query != "-":
+                    return EXIT_USAGE
+                _dump([], out)
+                continue
+            hits = core.retriever.search(query, k=args.k).hits
+            rows = [
+                {
+                    "page_id": h.chunk.page_id,
+                    "title": h.chunk.title,
+                    "url": h.chunk.url,
+                    "section": h.chunk.section,
+                    "score": round(h.score, 6),
+                    "text": h.chunk.text,
+                }
+                for h in hits
+            ]
+            if args.json or args.query == "-":
+                _dump(rows, out)
+            else:
+                for n, row in enumerate(rows, start=1):
+                    out.write(
+                        f"[{n}] {row['title']} › {row['section']}  ({row['score']:.4f})\n    {row['url']}\n"
+                    )
+                if not rows:
+                    out.write("no passages found\n")
+    finally:
+        core.close()
+    return EXIT_OK
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings, out: TextIO, stdin: TextIO) -> int:
+    from adapters.terminal import render
+    from bot.app import build_core
+    from rag.types import IncomingMessage
+
+    core = build_core(settings)
+    session = args.session or f"cli:{uuid.uuid4()}"
+
+    async def run() -> int:
+        status = EXIT_OK
+        for question in _lines(args.question, stdin):
+            reply = await core.assistant.ask(
+                IncomingMessage(session_key=session, text=question, platform="cli")
+            )
+            if reply.mode == "refusal" and args.question != "-":
+                status = EXIT_USAGE
+            if args.json or args.question == "-":
+                _dump(
+                    {
+                        "session_id": session,
+                        "answer": reply.text,
+                        "sources": [
+                            {"page_id": s.page_id, "title": s.title, "url": s.url} for s in reply.sources
+                        ],
+                    },
+                    out,
+                )
+            else:
+                out.write(render(reply) + "\n")
+        return status
+
+    try:
+        return asyncio.run(run())
+    finally:
+        core.close()
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.terminal import chat
+    from bot.app import build_core
+
+    core = build_core(settings)
+    try:
+        asyncio.run(chat(core.assistant, session_key=args.session or f"terminal:{uuid.uuid4()}"))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        core.close()
+    return EXIT_OK
+
+
+def status_dict(settings: Settings) -> dict[str, Any]:
+    from rag.state import StateStore
+
+    state = StateStore(settings.state_path)
+    try:
+        active = state.get("active_collection") or ""
+        pages, chunks, spaces = state.counts(active) if active else (0, 0, [])
+        syncs = state.recent_syncs(settings.health_max_failed_syncs)
+        last_ok = next((s for s in state.recent_syncs(200) if s.get("ok")), None)
+        return {
+            "spaces": spaces or list(settings.spaces),
+            "pages": pages,
+            "chunks": chunks,
+            "last_ingest": last_ok["finished_at"] if last_ok else None,
+            "last_sync": syncs[0] if syncs else None,
+            "failed_syncs_in_a_row": next((i for i, s in enumerate(syncs) if s.get("ok")), len(syncs)),
+            "embedding_model": state.get("active_fingerprint"),
+            "collection": active or None,
+        }
+    finally:
+        state.close()
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    info = status_dict(settings)
+    if args.json:
+        _dump(info, out)
+        return EXIT_OK
+    out.write(
+        f"spaces: {', '.join(info['spaces']) or '-'}\npages: {info['pages']}\nchunks: {info['chunks']}\n"
+        f"last ingest: {info['last_ingest'] or 'never'}\nembedding model: {info['embedding_model'] or '-'}\n"
+    )
+    last = info["last_sync"]
+    if last:
+        out.write(f"last sync: {'ok' if last['ok'] else 'FAILED'} at {last['finished_at']}\n")
+        for error in last.get("errors", [])[:5]:
+            out.write(f"  error: {error}\n")
+    return EXIT_OK
+
+
+def cmd_teams_package(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from adapters.teams import write_teams_package
+
+    app_id = args.app_id or settings.microsoft_app_id
+    if not app_id:
+        raise SettingsError("MICROSOFT_APP_ID is not set: pass --app-id or set the Azure Bot's app id")
+    path = write_teams_package(app_id=app_id, out=Path(args.out))
+    out.write(f"wrote {path}\n")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    stdin = stdin or sys.stdin
+    out = stdout or sys.stdout
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from bot.demo import run_demo
+
+            _setup_logging(None)
+            return run_demo(question=args.question, data_dir=Path(args.data_dir), out=out)
+        settings = load_settings()
+        _setup_logging(settings)
+        from bot.app import quiet_libraries
+
+        quiet_libraries()
+        if args.command in ("ingest", "sync"):
+            return cmd_ingest(args, settings, out)
+        if args.command == "search":
+            return cmd_search(args, settings, out, stdin)
+        if args.command == "ask":
+            return cmd_ask(args, settings, out, stdin)
+        if args.command == "chat":
+            return cmd_chat(args, settings)
+        if args.command == "status":
+            return cmd_status(args, settings, out)
+        if args.command == "serve":
+            from bot.server import serve
+
+            return serve(settings, host=args.host, port=args.port)
+        if args.command == "teams-package":
+            return cmd_teams_package(args, settings, out)
+    except SettingsError as exc:
+        print(f"wikibot: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

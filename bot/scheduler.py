@@ -1,0 +1,83 @@
+"""Scheduler wiring: APScheduler calls the sync on its interval; one run at a time, whoever triggers it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.app import Core, SyncBusy
+from rag.types import SyncReport
+
+log = logging.getLogger(__name__)
+
+
+class SyncRunner:
+    """Runs `Core.sync` off the event loop; a trigger during a run is dropped, not queued."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[SyncReport | None]] = set()
+
+    @property
+    def running(self) -> bool:
+        return self._lock.locked()
+
+    async def run(self, *, full: bool = False) -> SyncReport | None:
+        if self._lock.locked():
+            log.info("a sync is already running; this trigger is dropped")
+            return None
+        async with self._lock:
+            try:
+                return await asyncio.to_thread(self._core.sync, full=full)
+            except SyncBusy as exc:
+                log.info("%s", exc)
+                return None
+            except Exception:
+                # Settings or a bug: logged, and the next tick tries again; the server keeps running.
+                log.exception("sync failed")
+                return None
+
+    def trigger(self, *, full: bool = False) -> bool:
+        """Starts a sync in the background; False when one is already running."""
+        if self._lock.locked():
+            return False
+        task = asyncio.get_running_loop().create_task(self.run(full=full))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def needs_startup_sync(core: Core, now: datetime) -> bool:
+    """An empty index, or one older than an interval, is synced at start-up rather than after a tick."""
+    if core.kb.active_name() is None:
+        return True
+    last = core.kb.state.last_success()
+    interval = timedelta(minutes=core.settings.sync_interval_minutes)
+    return last is None or now - last > interval
+
+
+def build_scheduler(core: Core, runner: SyncRunner, *, interval_s: float | None = None) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    now = datetime.now(UTC)
+    seconds = interval_s if interval_s is not None else core.settings.sync_interval_minutes * 60.0
+    scheduler.add_job(
+        runner.run,
+        IntervalTrigger(seconds=seconds, timezone=UTC),
+        id="confluence-sync",
+        name="Confluence sync",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=int(max(seconds, 1)),
+        next_run_time=now if needs_startup_sync(core, now) else now + timedelta(seconds=seconds),
+    )
+    return scheduler

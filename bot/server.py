@@ -1,0 +1,103 @@
+"""The web server: Slack at /slack/events, Teams at /api/messages, /healthz and /admin/sync."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from bot.app import Core, build_core
+from bot.config import Settings
+from bot.scheduler import SyncRunner, build_scheduler
+
+log = logging.getLogger(__name__)
+
+CORE: web.AppKey[Core] = web.AppKey("core", Core)
+RUNNER: web.AppKey[SyncRunner] = web.AppKey("runner", SyncRunner)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    from bot.cli import status_dict
+
+    core = request.app[CORE]
+    info: dict[str, Any] = await asyncio.to_thread(status_dict, core.settings)
+    failing = info["failed_syncs_in_a_row"] >= core.settings.health_max_failed_syncs
+    info["status"] = "failing" if failing else "ok"
+    info["sync_running"] = request.app[RUNNER].running
+    return web.json_response(info, status=503 if failing else 200)
+
+
+async def admin_sync(request: web.Request) -> web.Response:
+    core = request.app[CORE]
+    expected = core.settings.admin_token.get_secret_value()
+    if not expected:
+        raise web.HTTPNotFound()
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+        return web.json_response({"error": "a valid bearer token is required"}, status=401)
+    full = request.query.get("full", "") in ("1", "true", "yes")
+    if not request.app[RUNNER].trigger(full=full):
+        return web.json_response({"started": False, "error": "a sync is already running"}, status=409)
+    return web.json_response({"started": True, "full": full}, status=202)
+
+
+def build_web_app(
+    core: Core, *, with_scheduler: bool = True, interval_s: float | None = None
+) -> web.Application:
+    settings = core.settings
+    app = web.Application(client_max_size=1024 * 1024)
+    runner = SyncRunner(core)
+    app[CORE] = core
+    app[RUNNER] = runner
+    app.router.add_get("/healthz", healthz)
+    app.router.add_post("/admin/sync", admin_sync)
+
+    if settings.slack_enabled:
+        from adapters.slack import add_slack_routes
+
+        add_slack_routes(app, settings=settings, assistant=core.assistant)
+    if settings.teams_enabled:
+        if not settings.microsoft_app_id:
+            log.warning(
+                "!!! TEAMS_ALLOW_ANONYMOUS is on and MICROSOFT_APP_ID is empty: /api/messages accepts "
+                "unauthenticated requests and would post wiki answers to any serviceUrl a stranger sends. "
+                "Use this only with the local Bot Framework Emulator. !!!"
+            )
+        from adapters.teams import add_teams_routes
+
+        add_teams_routes(app, settings=settings, assistant=core.assistant)
+
+    async def start_scheduler(app: web.Application) -> None:
+        if with_scheduler and settings.confluence_url:
+            scheduler = build_scheduler(core, runner, interval_s=interval_s)
+            scheduler.start()
+            app[SCHEDULER] = scheduler
+
+    async def stop(app: web.Application) -> None:
+        scheduler = app.get(SCHEDULER)
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        await runner.close()
+
+    app.on_startup.append(start_scheduler)
+    app.on_cleanup.append(stop)
+    return app
+
+
+SCHEDULER: web.AppKey[Any] = web.AppKey("scheduler", object)
+
+
+def serve(settings: Settings, *, host: str, port: int) -> int:
+    core = build_core(settings)
+    if not (settings.slack_enabled or settings.teams_enabled):
+        log.warning("neither Slack nor Teams is configured: serving only /healthz and /admin/sync")
+    if not settings.confluence_url:
+        log.warning("CONFLUENCE_URL is not set: the scheduled sync is off")
+    try:
+        web.run_app(build_web_app(core), host=host, port=port, print=None)
+    finally:
+        core.close()
+    return 0

@@ -1,0 +1,118 @@
+"""The Chroma vector index: embedded PersistentClient by default, a Chroma server when configured."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import chromadb
+import numpy as np
+from chromadb.api import ClientAPI
+from chromadb.config import Settings as ChromaSettings
+
+from rag.types import Chunk
+
+# Chroma caps one write; large batches are still far cheaper than one call per chunk.
+_WRITE_BATCH = 2000
+
+
+def open_chroma(*, path: Path, host: str = "", port: int = 8000, ssl: bool = False) -> ClientAPI:
+    settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if host:
+        return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+def _chunk(chunk_id: str, document: str | None, meta: dict[str, Any] | None) -> Chunk:
+    meta = meta or {}
+    return Chunk(
+        chunk_id=chunk_id,
+        page_id=str(meta.get("page_id", "")),
+        space=str(meta.get("space", "")),
+        title=str(meta.get("title", "")),
+        url=str(meta.get("url", "")),
+        version=int(meta.get("version", 0) or 0),
+        last_modified=str(meta.get("last_modified", "")),
+        section=str(meta.get("section", "")),
+        text=document or "",
+    )
+
+
+class ChromaIndex:
+    """Implements rag.ports.VectorIndex over one Chroma collection (cosine space)."""
+
+    def __init__(self, client: ClientAPI, name: str) -> None:
+        self.name = name
+        self._client = client
+        # embedding_function=None: we always pass vectors, and Chroma's default would download a model.
+        self._collection = client.get_or_create_collection(
+            name=name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+        )
+
+    def upsert(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
+        if len(chunks) != len(embeddings):
+            raise ValueError("one embedding per chunk")
+        for start in range(0, len(chunks), _WRITE_BATCH):
+            part = chunks[start : start + _WRITE_BATCH]
+            self._collection.upsert(
+                ids=[c.chunk_id for c in part],
+                documents=[c.text for c in part],
+                metadatas=[c.metadata() for c in part],
+                embeddings=np.asarray(embeddings[start : start + _WRITE_BATCH], dtype=np.float32),
+            )
+
+    def delete(self, chunk_ids: Sequence[str]) -> None:
+        for start in range(0, len(chunk_ids), _WRITE_BATCH):
+            part = list(chunk_ids[start : start + _WRITE_BATCH])
+            if part:
+                self._collection.delete(ids=part)
+
+    def query(self, embedding: Sequence[float], *, k: int) -> list[tuple[Chunk, float]]:
+        if k <= 0 or self.count() == 0:
+            return []
+        result = self._collection.query(
+            query_embeddings=np.asarray([embedding], dtype=np.float32),
+            n_results=k,
+            include=["documents", "metadatas", "distances"],
+        )
+        ids = result["ids"][0]
+        docs = (result.get("documents") or [[]])[0]
+        metas = (result.get("metadatas") or [[]])[0]
+        dists = (result.get("distances") or [[]])[0]
+        return [
+            (_chunk(i, d, dict(m) if m else None), float(dist))
+            for i, d, m, dist in zip(ids, docs, metas, dists, strict=False)
+        ]
+
+    def all_chunks(self) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        offset = 0
+        while True:
+            got = self._collection.get(include=["documents", "metadatas"], limit=5000, offset=offset)
+            ids = got["ids"]
+            docs: list[str] = list(got.get("documents") or [""] * len(ids))
+            metas = list(got.get("metadatas") or [{}] * len(ids))
+            chunks.extend(
+                _chunk(i, d, dict(m) if m else None) for i, d, m in zip(ids, docs, metas, strict=False)
+            )
+            if len(ids) < 5000:
+                return chunks
+            offset += len(ids)
+
+    def ids(self) -> list[str]:
+        out: list[str] = []
+        offset = 0
+        while True:
+            got = self._collection.get(include=[], limit=10000, offset=offset)
+            out.extend(got["ids"])
+            if len(got["ids"]) < 10000:
+                return out
+            offset += len(got["ids"])
+
+    def count(self) -> int:
+        return int(self._collection.count())
+
+    def drop(self) -> None:
+        self._client.delete_collection(self.name)

@@ -1,0 +1,184 @@
+"""The chat model behind every answer: any provider LiteLLM speaks, one `complete()` call.
+
+Model strings are LiteLLM's: "openai/gpt-4o-mini", "azure/<deployment>", "mistral/mistral-large-latest",
+"ollama/llama3.1", "hosted_vllm/<model>" (any OpenAI-compatible server, with `api_base`). Without
+`api_key`, LiteLLM reads the provider's own variable (OPENAI_API_KEY, AZURE_API_KEY, MISTRAL_API_KEY, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# LiteLLM reads these when first imported or first used. Without them it fetches its model cost map,
+# Anthropic beta headers and other lists from GitHub, and loads a `.env` from the working directory
+# into os.environ ("DEV" mode): nothing may reach the network or read settings behind our back.
+_LITELLM_ENV = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
+    "LITELLM_LOCAL_BLOG_POSTS": "True",
+    "LITELLM_LOCAL_AUTOROUTER_PRESETS": "True",
+    "LITELLM_LOCAL_POLICY_TEMPLATES": "True",
+    "LITELLM_MODE": "PRODUCTION",
+}
+# The OpenAI client refuses to start without a key, but local OpenAI-compatible servers (vLLM, llama.cpp,
+# LM Studio) need none; sending OPENAI_API_KEY to a server that is not OpenAI's would leak it.
+_NO_KEY = "no-key-required"
+_MAX_LOGGED_ERROR = 300
+
+
+class ChatModelError(Exception):
+    """The model gave no usable answer. str() is one short line, safe to show to an operator."""
+
+
+def _import_litellm() -> ModuleType:
+    """Imports LiteLLM offline. Deferred to first use: the import takes seconds and most CLI commands
+    never need a model."""
+    os.environ.update(_LITELLM_ENV)
+    import litellm
+
+    # Its "Give Feedback / Get Help" banner would land in our logs on every handled error.
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+class LiteLLMChatModel:
+    """`ChatModel` over `litellm.acompletion`, with LiteLLM's own retries and fallbacks.
+
+    `timeout_s` bounds the whole call, retries and fallbacks included: a user waits at most that
+    long for an answer or an apology. Retries and fallbacks therefore mostly help with quick failures
+    (5xx, 429, connection refused), which are the common ones. Fallback models share `api_base` and
+    `api_key` (one gateway, several models); leave both empty to let each provider use its own variables.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_base: str = "",
+        api_key: str = "",
+        timeout_s: float,
+        num_retries: int,
+        fallbacks: Sequence[str] = (),
+        temperature: float = 0.1,
+        max_tokens: int = 800,
+    ) -> None:
+        model = model.strip()
+        if not model:
+            raise ValueError("LITELLM_MODEL is empty: set it, e.g. openai/gpt-4o-mini")
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        if num_retries < 0:
+            raise ValueError("num_retries must not be negative")
+        self._litellm = _import_litellm()
+        self._model = model
+        self._api_base = api_base.strip()
+        self._api_key = api_key
+        self._timeout_s = timeout_s
+        self._num_retries = num_retries
+        self._fallbacks = [f.strip() for f in fallbacks if f.strip()]
+        self._temperature = temperature
+        self._max_tokens = max_tokens
+        for name in (self._model, *self._fallbacks):
+            self._check_provider(name)
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    def __repr__(self) -> str:
+        # Never the key.
+        return f"LiteLLMChatModel(model={self._model!r}, api_base={self._api_base!r}, fallbacks={self._fallbacks!r})"
+
+    def _check_provider(self, model: str) -> None:
+        """Fails at startup, not on the first question, when LiteLLM cannot route the model string."""
+        try:
+            self._litellm.get_llm_provider(model=model, api_base=self._api_base or None)
+        except Exception as exc:
+            raise ValueError(
+                f"LiteLLM does not know the provider of model {model!r}: "
+                "prefix it with one, e.g. openai/, azure/, mistral/, ollama/, hosted_vllm/"
+            ) from exc
+
+    def _request_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self._model,
+            "temperature": self._temperature,
+            "max_tokens": self._max_tokens,
+            "timeout": self._timeout_s,
+            "num_retries": self._num_retries,
+            # Some models refuse parameters (o-series and temperature): drop them rather than fail.
+            "drop_params": True,
+        }
+        if self._api_base:
+            kwargs["api_base"] = self._api_base
+        if self._api_key:
+            kwargs["api_key"] = self._api_key
+        elif self._api_base and self._model.startswith("openai/"):
+            kwargs["api_key"] = _NO_KEY
+        if self._fallbacks:
+            kwargs["fallbacks"] = list(self._fallbacks)
+        return kwargs
+
+    async def complete(self, *, messages: Sequence[dict[str, str]]) -> str:
+        if not messages:
+            raise ValueError("messages must not be empty")
+        # Copies: LiteLLM may rewrite messages in place (role merging, content parts).
+        payload = [dict(m) for m in messages]
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                response = await self._litellm.acompletion(messages=payload, **self._request_kwargs())
+        except TimeoutError as exc:
+            raise self._error(exc, f"the language model did not answer within {self._timeout_s:g} s") from exc
+        except Exception as exc:
+            raise self._error(exc, self._describe(exc)) from exc
+        text = _answer_text(response)
+        if not text:
+            raise ChatModelError(f"the language model ({self._model}) returned an empty answer")
+        return text
+
+    def _describe(self, exc: Exception) -> str:
+        # LiteLLM's exception classes depend on the provider's wording as much as on the status
+        # (a connection refusal can come out as InternalServerError): look at both.
+        litellm = self._litellm
+        status = getattr(exc, "status_code", None)
+        text = str(exc)
+        if self._fallbacks and "All fallback attempts failed" in text:
+            return f"the language model failed: {self._model} and its fallbacks gave no answer"
+        if isinstance(exc, litellm.Timeout) or status in (408, 504):
+            return f"the language model did not answer within {self._timeout_s:g} s"
+        if isinstance(exc, litellm.AuthenticationError | litellm.PermissionDeniedError) or status in (
+            401,
+            403,
+        ):
+            return f"the language model ({self._model}) refused the API key"
+        if isinstance(exc, litellm.RateLimitError) or status == 429:
+            return f"the language model ({self._model}) is rate-limited"
+        if isinstance(exc, litellm.ContextWindowExceededError):
+            return f"the question and passages are too long for {self._model}"
+        if isinstance(exc, litellm.NotFoundError) or status == 404:
+            return f"the model {self._model} was not found at the provider"
+        if isinstance(exc, litellm.APIConnectionError) or "Connection error" in text:
+            return f"cannot reach the language model ({self._model})"
+        return f"the language model ({self._model}) failed: {type(exc).__name__}"
+
+    def _error(self, exc: BaseException, message: str) -> ChatModelError:
+        detail = str(exc) or type(exc).__name__
+        if self._api_key:
+            detail = detail.replace(self._api_key, "***")
+        log.warning("%s (%s)", message, detail[:_MAX_LOGGED_ERROR])
+        return ChatModelError(message)
+
+
+def _answer_text(response: Any) -> str:
+    try:
+        content = response.choices[0].message.content
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return ""
+    return content.strip() if isinstance(content, str) else ""

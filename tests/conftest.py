@@ -1,0 +1,33 @@
+"""Hermetic tests: every setting comes from the test, never from the developer's environment or .env."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings
+
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+_SETTING_NAMES = {name.upper() for name in Settings.model_fields} | {
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "https_proxy",
+    "http_proxy",
+}
+
+
+@pytest.fixture(autouse=True)
+def hermetic_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for name in _SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    # A developer's .env in the repo must not leak into tests: settings read .env from the working dir.
+    monkeypatch.chdir(tmp_path)
+    yield

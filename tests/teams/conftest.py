@@ -1,0 +1,172 @@
+"""The real botbuilder stack over HTTP, against loopback fakes of everything Microsoft runs.
+
+identity provider (HTTPS, throwaway CA)  <- CONNECT proxy <- HTTPS_PROXY <- the SDK's `requests`/msal
+connector fake (the activity's serviceUrl, on 127.0.0.1, reached directly thanks to NO_PROXY)
+the bot: aiohttp app with add_teams_routes' endpoint, POST /api/messages
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import trustme
+from aiohttp import web
+from pydantic import SecretStr
+
+from adapters.teams.bot import Timing
+from adapters.teams.routes import TeamsEndpoint, mount_teams_endpoint
+from bot.config import Settings
+
+from .connect_proxy import LoopbackConnectProxy
+from .connector_fake import ConnectorFake
+from .fake_assistant import FakeAssistant
+from .identity_provider import HOSTS, LoopbackIdentityProvider
+
+APP_ID = "00000000-1111-2222-3333-444444444444"
+APP_PASSWORD = "loopback-client-secret"
+TENANT_ID = "72f988bf-0000-0000-0000-000000000001"
+BOT_ACCOUNT = {"id": f"28:{APP_ID}", "name": "WikiBot"}
+USER_ACCOUNT = {"id": "29:alice", "aadObjectId": "aad-alice", "name": "Alice"}
+
+
+@dataclass
+class Identity:
+    provider: LoopbackIdentityProvider
+    proxy: LoopbackConnectProxy
+    ca_bundle: Path
+
+
+@pytest.fixture(scope="session")
+def identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Identity]:
+    # One provider (one signing key) per test process: the SDK caches fetched keys per process for a day.
+    ca = trustme.CA()
+    ca_bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_bundle))
+    provider = LoopbackIdentityProvider(ca, app_id=APP_ID, app_password=APP_PASSWORD).start()
+    proxy = LoopbackConnectProxy(dict.fromkeys(HOSTS, provider.port)).start()
+    yield Identity(provider=provider, proxy=proxy, ca_bundle=ca_bundle)
+    proxy.stop()
+    provider.stop()
+
+
+@pytest.fixture(autouse=True)
+def proxy_environment(identity: Identity, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The standard variables a corporate network would set; the SDK's HTTP calls must honour them."""
+    for name in ("HTTP_PROXY", "ALL_PROXY", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name in ("https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", identity.proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(identity.ca_bundle))
+
+
+@pytest.fixture
+async def connector() -> AsyncIterator[ConnectorFake]:
+    fake = await ConnectorFake().start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def assistant() -> FakeAssistant:
+    return FakeAssistant()
+
+
+def teams_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "microsoft_app_id": APP_ID,
+        "microsoft_app_password": SecretStr(APP_PASSWORD),
+        "microsoft_app_type": "MultiTenant",
+        "microsoft_app_tenant_id": "",
+        "teams_allow_anonymous": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class Sent:
+    status: int
+    elapsed_s: float
+    body: str
+
+
+class TeamsBot:
+    """The bot behind its real HTTP endpoint, and what a Bot Framework channel would send it."""
+
+    def __init__(
+        self, url: str, endpoint: TeamsEndpoint | None, identity: Identity, connector: ConnectorFake
+    ):
+        self.url = url
+        self.endpoint = endpoint
+        self.identity = identity
+        self.connector = connector
+
+    def token(self, **kwargs: Any) -> str:
+        return self.identity.provider.mint(service_url=self.connector.url, **kwargs)
+
+    async def send(self, activity: dict[str, Any], *, authorization: str | None = "default") -> Sent:
+        if authorization == "default":
+            authorization = f"Bearer {self.token()}"
+        headers = {"Authorization": authorization} if authorization else {}
+        started = time.monotonic()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{self.url}/api/messages", json=activity, headers=headers) as response,
+        ):
+            body = await response.text()
+        return Sent(status=response.status, elapsed_s=time.monotonic() - started, body=body)
+
+    def activity(
+        self,
+        text: str,
+        *,
+        conversation: dict[str, Any] | None = None,
+        activity_id: str = "1700000000001",
+        entities: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "id": activity_id,
+            "channelId": "msteams",
+            "serviceUrl": self.connector.url,
+            "from": USER_ACCOUNT,
+            "recipient": BOT_ACCOUNT,
+            "conversation": conversation
+            or {"id": "a:1personal-chat-alice", "conversationType": "personal", "tenantId": TENANT_ID},
+            "channelData": {"tenant": {"id": TENANT_ID}},
+            "text": text,
+            "textFormat": "plain",
+            "locale": "en-US",
+            "entities": entities or [],
+        }
+
+
+async def start_bot(
+    settings: Settings, assistant: FakeAssistant, identity: Identity, connector: ConnectorFake
+) -> tuple[TeamsBot, web.AppRunner]:
+    app = web.Application()
+    endpoint = mount_teams_endpoint(app, settings=settings, assistant=assistant, timing=Timing())
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return TeamsBot(f"http://127.0.0.1:{port}", endpoint, identity, connector), runner
+
+
+@pytest.fixture
+async def teams(
+    identity: Identity, connector: ConnectorFake, assistant: FakeAssistant
+) -> AsyncIterator[TeamsBot]:
+    bot, runner = await start_bot(teams_settings(), assistant, identity, connector)
+    yield bot
+    await runner.cleanup()

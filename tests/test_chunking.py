@@ -1,0 +1,209 @@
+"""Chunks a retriever can use: bounded, stable, self-describing, with code and rows kept whole."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rag.chunking import chunk_page
+from rag.types import Page
+
+SAMPLE_WIKI = Path(__file__).resolve().parent.parent / "bot" / "sample_wiki"
+
+
+def page(body: str, **overrides: object) -> Page:
+    values: dict[str, object] = {
+        "page_id": "1001",
+        "space": "IT",
+        "title": "VPN Access",
+        "version": 7,
+        "url": "https://wiki.example/spaces/IT/pages/1001",
+        "body": body,
+        "last_modified": "2026-10-01T09:30:00Z",
+        "breadcrumb": ("Lumen IT", "Onboarding"),
+    }
+    values.update(overrides)
+    return Page(**values)  # type: ignore[arg-type]
+
+
+def code_macro(body: str, language: str = "bash") -> str:
+    return (
+        f'<ac:structured-macro ac:name="code"><ac:parameter ac:name="language">{language}</ac:parameter>'
+        f"<ac:plain-text-body><![CDATA[{body}]]></ac:plain-text-body></ac:structured-macro>"
+    )
+
+
+def words(text: str) -> int:
+    """A stand-in for a tokenizer: words and punctuation marks count one each."""
+    return len(re.findall(r"\w+|[^\w\s]", text))
+
+
+LONG_PAGE = (
+    "<p>GlobalProtect is the only supported VPN client.</p>"
+    "<h1>Installation</h1>"
+    + "".join(
+        f"<p>Paragraph {n} explains one more detail of installing the client on a managed laptop, "
+        f"with enough words to need several chunks.</p>"
+        for n in range(30)
+    )
+    + "<h2>Linux</h2>"
+    + code_macro("sudo apt-get install globalprotect\n\n# then\nglobalprotect connect --portal vpn.example")
+    + "<h2>Troubleshooting</h2><table><tbody><tr><th>Symptom</th><th>Fix</th></tr>"
+    + "".join(f"<tr><td>Error GP-{n}</td><td>Restart the agent and retry {n}</td></tr>" for n in range(40))
+    + "</tbody></table>"
+)
+
+
+@pytest.mark.parametrize("chunk_size", [120, 300, 800, 2000])
+@pytest.mark.parametrize("length_function", [len, words])
+def test_every_chunk_including_its_header_fits_the_size(
+    chunk_size: int, length_function: Callable[[str], int]
+) -> None:
+    size = chunk_size if length_function is len else chunk_size // 4
+    chunks = chunk_page(
+        page(LONG_PAGE), chunk_size=size, chunk_overlap=size // 10, length_function=length_function
+    )
+    assert len(chunks) > 1
+    assert all(length_function(c.text) <= size for c in chunks)
+
+
+def test_a_tiny_chunk_size_still_holds_even_with_a_long_title() -> None:
+    chunks = chunk_page(page(LONG_PAGE, title="A very long page title " * 10), chunk_size=60, chunk_overlap=0)
+    assert chunks
+    assert all(len(c.text) <= 60 for c in chunks)
+
+
+def test_ids_are_stable_and_sequential_across_runs() -> None:
+    first = chunk_page(page(LONG_PAGE), chunk_size=400, chunk_overlap=40)
+    second = chunk_page(page(LONG_PAGE), chunk_size=400, chunk_overlap=40)
+    assert first == second
+    assert [c.chunk_id for c in first] == [f"1001:{n}" for n in range(len(first))]
+
+
+def test_chunks_carry_page_metadata_and_their_section() -> None:
+    chunks = chunk_page(page(LONG_PAGE), chunk_size=400, chunk_overlap=40)
+    linux = next(c for c in chunks if "apt-get" in c.text)
+    assert linux.section == "Installation > Linux"
+    assert linux.metadata() == {
+        "page_id": "1001",
+        "space": "IT",
+        "title": "VPN Access",
+        "url": "https://wiki.example/spaces/IT/pages/1001",
+        "version": 7,
+        "last_modified": "2026-10-01T09:30:00Z",
+        "section": "Installation > Linux",
+    }
+    assert linux.text.startswith("VPN Access\nLumen IT > Onboarding > VPN Access\nInstallation > Linux\n\n")
+
+
+def test_header_omits_empty_lines() -> None:
+    [chunk] = chunk_page(page("<p>Just text.</p>", breadcrumb=()), chunk_size=500, chunk_overlap=0)
+    assert chunk.text == "VPN Access\n\nJust text."
+    assert chunk.section == ""
+
+
+def test_code_block_with_blank_lines_stays_whole_when_it_fits() -> None:
+    code = "step one\n\nstep two\n\n\nstep three"
+    body = "<h1>Setup</h1>" + "<p>Some words before the code block.</p>" * 6 + code_macro(code)
+    chunks = chunk_page(page(body), chunk_size=260, chunk_overlap=30)
+    assert any(f"```bash\n{code}\n```" in c.text for c in chunks)
+
+
+def test_oversized_code_is_split_into_valid_fences_that_keep_every_line() -> None:
+    code = "\n".join(f"    echo 'line {n}'  # indented" for n in range(80))
+    chunks = chunk_page(page(code_macro(code)), chunk_size=400, chunk_overlap=0)
+    assert len(chunks) > 2
+    for chunk in chunks:
+        body = chunk.text.split("\n\n", 1)[1]
+        assert body.startswith("```bash\n") and body.endswith("\n```")
+    emitted = "\n".join(c.text for c in chunks)
+    for line in code.split("\n"):
+        assert line in emitted
+
+
+def test_table_rows_are_never_cut_when_each_row_fits() -> None:
+    chunks = chunk_page(page(LONG_PAGE), chunk_size=300, chunk_overlap=60)
+    rows = [c for c in chunks if c.section == "Installation > Troubleshooting"]
+    assert len(rows) > 1
+    for chunk in rows:
+        for line in chunk.text.split("\n\n", 1)[1].split("\n"):
+            assert re.fullmatch(r"Symptom: Error GP-\d+; Fix: Restart the agent and retry \d+", line)
+
+
+def test_consecutive_chunks_of_a_long_section_overlap() -> None:
+    chunks = [
+        c
+        for c in chunk_page(page(LONG_PAGE), chunk_size=400, chunk_overlap=150)
+        if c.section == "Installation"
+    ]
+    assert len(chunks) > 2
+    for before, after in itertools.pairwise(chunks):
+        last_line = before.text.rsplit("\n", 1)[1]
+        assert last_line in after.text
+
+
+def test_many_tiny_headings_do_not_make_confetti() -> None:
+    faq = "<h1>FAQ</h1>" + "".join(f"<h2>Question {n}?</h2><p>Answer {n}.</p>" for n in range(12))
+    chunks = chunk_page(page(faq), chunk_size=1000, chunk_overlap=0)
+    assert len(chunks) == 1
+    assert chunks[0].section == "FAQ"
+    assert "## Question 3?\nAnswer 3." in chunks[0].text
+
+
+def test_tiny_sections_of_different_parents_are_not_merged() -> None:
+    body = "<h1>Install</h1><h2>Linux</h2><p>apt.</p><h1>Licensing</h1><p>Free.</p>"
+    chunks = chunk_page(page(body), chunk_size=1000, chunk_overlap=0)
+    assert [c.section for c in chunks] == ["Install > Linux", "Licensing"]
+
+
+def test_large_sections_are_not_merged_with_their_neighbours() -> None:
+    paragraph = "<p>" + "Substantial content about the topic. " * 10 + "</p>"
+    body = f"<h1>Guide</h1><h2>Alpha</h2>{paragraph}<h2>Beta</h2>{paragraph}"
+    chunks = chunk_page(page(body), chunk_size=1000, chunk_overlap=0)
+    assert [c.section for c in chunks] == ["Guide > Alpha", "Guide > Beta"]
+
+
+def test_empty_page_is_still_findable_by_its_title() -> None:
+    [chunk] = chunk_page(page('<ac:structured-macro ac:name="children" />'), chunk_size=500, chunk_overlap=0)
+    assert chunk.chunk_id == "1001:0"
+    assert chunk.text == "VPN Access\nLumen IT > Onboarding > VPN Access"
+    assert chunk_page(page("", title="  "), chunk_size=500, chunk_overlap=0) == []
+
+
+def test_french_accents_survive_chunking() -> None:
+    body = "<h1>Télétravail</h1><p>Le salarié doit être joignable de 9&nbsp;h à 17&nbsp;h.</p>"
+    [chunk] = chunk_page(page(body, title="Règles du télétravail"), chunk_size=500, chunk_overlap=0)
+    assert chunk.text.startswith("Règles du télétravail\n")
+    assert "Télétravail\n\nLe salarié doit être joignable de 9 h à 17 h." in chunk.text
+
+
+@pytest.mark.parametrize(("size", "overlap"), [(0, 0), (100, 100), (100, -1)])
+def test_nonsense_sizes_are_refused(size: int, overlap: int) -> None:
+    with pytest.raises(ValueError, match="chunk"):
+        chunk_page(page("<p>x</p>"), chunk_size=size, chunk_overlap=overlap)
+
+
+def test_malformed_body_still_chunks() -> None:
+    chunks = chunk_page(page("<p>broken <b>markup & stuff<p>more</div>"), chunk_size=500, chunk_overlap=0)
+    assert "broken markup & stuff" in chunks[0].text
+
+
+@pytest.mark.skipif(not SAMPLE_WIKI.is_dir(), reason="sample wiki not present")
+def test_every_sample_page_chunks_and_keeps_its_code() -> None:
+    files = sorted(SAMPLE_WIKI.glob("*.xml"))
+    assert files
+    cdata = re.compile(
+        r'ac:name="(?:code|noformat)".*?<ac:plain-text-body><!\[CDATA\[(.*?)\]\]></ac:plain-text-body>', re.S
+    )
+    for n, path in enumerate(files):
+        body = path.read_text(encoding="utf-8")
+        chunks = chunk_page(page(body, page_id=str(n), title=path.stem), chunk_size=1200, chunk_overlap=150)
+        assert chunks, path.name
+        assert all(len(c.text) <= 1200 for c in chunks), path.name
+        for code in cdata.findall(body):
+            code = code.strip("\r\n")
+            assert any(code in c.text for c in chunks), f"{path.name}: code lost: {code[:60]!r}"

@@ -1,0 +1,261 @@
+"""Ingestion and sync through the real atlassian-python-api client against the loopback Confluence fake."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import time
+
+import pytest
+
+from bot.app import Core
+from bot.confluence_fake import ConfluenceFake
+from tests.fakes.embedder import HashingEmbedder
+from tests.support import PASSWORD, USER, make_core, settings_for
+
+MARKER = "zebracorn42"
+
+
+def _body(text: str) -> str:
+    return f"<h1>Procedure</h1><p>{text}</p>"
+
+
+@pytest.fixture
+def fake() -> Iterator[ConfluenceFake]:
+    # Small page caps force several batches per listing, as a real Confluence does.
+    with ConfluenceFake(username=USER, password=PASSWORD, max_limit=7, max_limit_with_body=4) as fake:
+        yield fake
+
+
+@pytest.fixture
+def embedder() -> HashingEmbedder:
+    return HashingEmbedder()
+
+
+@pytest.fixture
+def core(fake: ConfluenceFake, embedder: HashingEmbedder, tmp_path: Path) -> Iterator[Core]:
+    core = make_core(settings_for(fake, tmp_path / "data"), embedder=embedder)
+    yield core
+    core.close()
+
+
+def _found(core: Core, query: str) -> set[str]:
+    return {h.chunk.page_id for h in core.retriever.search(query, k=5).hits}
+
+
+def _chroma_page_ids(core: Core) -> set[str]:
+    index = core.kb.active()
+    assert index is not None
+    return {c.page_id for c in index.all_chunks()}
+
+
+def test_first_ingest_pages_through_every_batch_under_the_context_path(core: Core, fake: ConfluenceFake) -> None:
+    report = core.sync()
+    visible = set(fake.page_ids()) - _restricted_sample_ids(fake)
+    assert report.ok, report.errors
+    assert report.added == len(visible) > 20
+    assert _chroma_page_ids(core) == visible
+    listing = [r for r in fake.requests if r.path.endswith("/rest/api/content")]
+    assert len(listing) >= 3, "the listing must follow next links past the first batch"
+    assert all(r.path.startswith("/wiki/") for r in fake.requests)
+
+
+def test_second_ingest_fetches_no_bodies_and_embeds_nothing(
+    core: Core, fake: ConfluenceFake, embedder: HashingEmbedder
+) -> None:
+    core.sync()
+    index = core.kb.active()
+    assert index is not None
+    ids_before = sorted(index.ids())
+    embedded_before = embedder.documents_embedded
+    fake.clear_requests()
+
+    report = core.sync()
+
+    assert report.ok and report.chunks_embedded == 0 and report.added == report.updated == 0
+    assert embedder.documents_embedded == embedded_before
+    assert fake.body_requests() == 0
+    assert sorted(index.ids()) == ids_before
+
+
+def test_edited_page_is_re_embedded_and_its_old_text_is_gone(core: Core, fake: ConfluenceFake) -> None:
+    fake.add_page(page_id="9001", title="Badge printer", body=_body(f"The badge printer is in room {MARKER}."))
+    core.sync()
+    assert "9001" in _found(core, MARKER)
+
+    fake.edit_page("9001", body=_body("The badge printer moved to the quokkaroom on floor 3."))
+    report = core.sync()
+
+    assert report.updated == 1 and report.chunks_embedded >= 1
+    assert "9001" in _found(core, "quokkaroom")
+    index = core.kb.active()
+    assert index is not None
+    assert not any(MARKER in c.text for c in index.all_chunks())
+
+
+@pytest.mark.parametrize("change", ["delete", "archive", "restrict", "move"])
+def test_gone_archived_restricted_or_moved_page_leaves_no_chunk(core: Core, fake: ConfluenceFake, change: str) -> None:
+    fake.add_page(page_id="9002", title="Old fax procedure", body=_body(f"Send faxes with {MARKER}."))
+    core.sync()
+    assert "9002" in _chroma_page_ids(core)
+
+    if change == "delete":
+        fake.delete_page("9002")
+    elif change == "archive":
+        fake.archive_page("9002")
+    elif change == "restrict":
+        fake.restrict_page("9002")
+    else:
+        fake.move_page("9002", space="ELSEWHERE")
+    report = core.sync()
+
+    assert report.removed == 1
+    assert "9002" not in _chroma_page_ids(core)
+    assert "9002" not in _found(core, MARKER)
+
+
+def test_restriction_inherited_from_an_ancestor_keeps_the_child_out(core: Core, fake: ConfluenceFake) -> None:
+    fake.add_page(page_id="9100", title="Secret parent", body=_body("parent text"))
+    fake.add_page(page_id="9101", title="Innocent child", body=_body(f"child {MARKER}"), parent_id="9100")
+    core.sync()
+    assert {"9100", "9101"} <= _chroma_page_ids(core)
+
+    fake.restrict_page("9100")
+    core.sync()
+
+    assert not {"9100", "9101"} & _chroma_page_ids(core)
+
+
+def test_restricted_pages_can_be_included_by_setting(fake: ConfluenceFake, tmp_path: Path) -> None:
+    restricted = _restricted_sample_ids(fake)
+    assert restricted, "the sample wiki ships restricted pages"
+    core = make_core(
+        settings_for(fake, tmp_path / "d", confluence_include_restricted=True), embedder=HashingEmbedder()
+    )
+    try:
+        core.sync()
+        assert restricted <= _chroma_page_ids(core)
+    finally:
+        core.close()
+
+
+def test_429_is_retried_after_retry_after(core: Core, fake: ConfluenceFake) -> None:
+    fake.fail(429, times=1, retry_after=1)
+    report = core.sync()
+    assert report.ok, report.errors
+    first, second = fake.requests[0], fake.requests[1]
+    assert first.status == 429 and second.status == 200
+    assert second.path == first.path
+    assert second.at - first.at >= 0.9
+
+
+def test_server_errors_are_retried(core: Core, fake: ConfluenceFake) -> None:
+    fake.fail(503, times=2)
+    report = core.sync()
+    assert report.ok, report.errors
+    assert [r.status for r in fake.requests[:3]] == [503, 503, 200]
+
+
+def test_failure_mid_rebuild_keeps_the_previous_index_answering(core: Core, fake: ConfluenceFake) -> None:
+    fake.add_page(page_id="9003", title="Coffee machine", body=_body(f"Descale it with {MARKER}."))
+    core.sync()
+    before = core.kb.active_name()
+    count = core.kb.active().count()  # type: ignore[union-attr]
+
+    fake.fail_after(6, 500)
+    report = core.sync(full=True)
+
+    assert not report.ok and report.errors
+    assert core.kb.active_name() == before
+    assert core.kb.active().count() == count  # type: ignore[union-attr]
+    assert "9003" in _found(core, MARKER)
+    fake.clear_faults()
+    assert core.sync().ok
+
+
+def test_401_mid_incremental_keeps_the_index_and_the_next_run_catches_up(core: Core, fake: ConfluenceFake) -> None:
+    core.sync()
+    fake.add_page(page_id="9004", title="Parking", body=_body(f"Parking spot {MARKER}."))
+    fake.fail(401, times=100, path_contains="/search")
+    failed = core.sync()
+    assert not failed.ok and any("401" in e for e in failed.errors)
+    assert len(_chroma_page_ids(core)) > 20
+    status = core.kb.state.recent_syncs(1)[0]
+    assert status["ok"] is False
+
+    fake.clear_faults()
+    caught_up = core.sync()
+    assert caught_up.ok and caught_up.added == 1
+    assert "9004" in _found(core, MARKER)
+
+
+def test_full_rebuild_swaps_to_a_new_collection_and_drops_the_old(core: Core, fake: ConfluenceFake) -> None:
+    core.sync()
+    old = core.kb.active_name()
+    report = core.sync(full=True)
+    assert report.ok and report.full
+    assert core.kb.active_name() != old
+    names = {c.name for c in core.kb._client.list_collections()}  # noqa: SLF001
+    assert old not in names
+
+
+def test_a_new_embedding_model_re_embeds_everything_into_a_fresh_collection(
+    fake: ConfluenceFake, tmp_path: Path
+) -> None:
+    settings = settings_for(fake, tmp_path / "data")
+    first = make_core(settings, embedder=HashingEmbedder(name="model-a"))
+    first.sync()
+    old = first.kb.active_name()
+    first.close()
+
+    other = HashingEmbedder(name="model-b")
+    second = make_core(settings, embedder=other)
+    try:
+        report = second.sync()
+        assert report.full and report.ok
+        assert other.documents_embedded == report.chunks_total > 0
+        assert second.kb.active_name() != old
+        assert second.kb.state.get("active_fingerprint") == other.fingerprint
+    finally:
+        second.close()
+
+
+def test_one_unparseable_page_does_not_block_the_others(
+    fake: ConfluenceFake, tmp_path: Path, embedder: HashingEmbedder
+) -> None:
+    from functools import partial
+
+    from rag.chunking import chunk_page
+    from rag.sync import sync_once
+    from rag.types import Page
+
+    def fragile(page: Page) -> list:  # type: ignore[type-arg]
+        if page.page_id == "9005":
+            raise ValueError("boom")
+        return chunk_page(page, chunk_size=800, chunk_overlap=100)
+
+    fake.add_page(page_id="9005", title="Broken", body=_body("x"))
+    core = make_core(settings_for(fake, tmp_path / "data"), embedder=embedder)
+    try:
+        report = sync_once(source=core.source, kb=core.kb, embedder=embedder, chunker=fragile)
+        assert report.skipped == 1 and report.added > 20
+        assert any("9005" in e for e in report.errors)
+        # Not marked as indexed: the next run tries the page again.
+        report2 = sync_once(
+            source=core.source, kb=core.kb, embedder=embedder, chunker=partial(chunk_page, chunk_size=800, chunk_overlap=100)
+        )
+        assert report2.added == 1 and report2.ok
+    finally:
+        core.close()
+
+
+def _restricted_sample_ids(fake: ConfluenceFake) -> set[str]:
+    from rag.confluence import ConfluenceSource
+    from rag.sync import restricted_ids
+
+    from atlassian import Confluence
+
+    client = Confluence(url=fake.base_url, username=USER, password=PASSWORD, cloud=True)
+    refs = ConfluenceSource(client, spaces=["LUMEN"]).list_pages()
+    return restricted_ids(refs)
