@@ -310,7 +310,9 @@ class ConfluenceFake:
         server = _Server(("127.0.0.1", 0), _Handler)
         server.fake = self
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="confluence-fake", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="confluence-fake", daemon=True
+        )
         self._thread.start()
         return self.base_url
 

@@ -294,7 +294,7 @@ def _units(body: str) -> list[list[str]]:
     glued: list[list[str]] = []
     i = 0
     while i < len(units):
-        if i + 1 < len(units) and _is_lead_in(units[i]):
+        if i + 1 < len(units) and _is_lead_in(units[i], units[i + 1]):
             glued.append([units[i], units[i + 1]])
             i += 2
         else:
@@ -303,18 +303,18 @@ def _units(body: str) -> list[list[str]]:
     return glued
 
 
-_LIST_OR_ROW = re.compile(r"^\s*(?:[-*] |\d+\. |#+ )|; | \| ")
+_LIST_OR_ROW = re.compile(r"^\s*(?:[-*] |\d+\. )|; | \| ")
 
 
-def _is_lead_in(line: str) -> bool:
-    """A short line that introduces the next one: `...:`, a code title, an admonition's title."""
+def _is_lead_in(line: str, following: str) -> bool:
+    """A short line that introduces the next unit: `...:`, a code title, an admonition's title."""
     line = line.strip()
     if not line or "\n" in line or len(line) > 100:
         return False
     if line.endswith(":"):
         return True
-    return (
-        len(line) <= 60
-        and not line.endswith((".", "!", "?", ";", ",", ")", "`"))
-        and not (_LIST_OR_ROW.search(line))
-    )
+    if _LIST_OR_ROW.search(line):
+        return False
+    if _FENCE_OPEN.match(following.split("\n", 1)[0]):
+        return not line.endswith((".", "!", "?", ";"))
+    return len(line) <= 60 and not line.endswith((".", "!", "?", ";", ",", ")", "`"))

@@ -207,3 +207,22 @@ def test_every_sample_page_chunks_and_keeps_its_code() -> None:
         for code in cdata.findall(body):
             code = code.strip("\r\n")
             assert any(code in c.text for c in chunks), f"{path.name}: code lost: {code[:60]!r}"
+
+
+def test_a_lead_in_line_stays_with_the_code_it_introduces() -> None:
+    filler = "".join(
+        f"<p>Sentence {n} about preparing the gateway for its monthly window.</p>" for n in range(8)
+    )
+    body = (
+        f"<h1>Before the window</h1>{filler}<ol><li>Take a configuration backup:</li></ol>"
+        + code_macro("sudo -u swiftadm saa_system backup --full")
+        + f"{filler}<p>~/.zshrc (macOS)</p>"
+        + code_macro("export HTTPS_PROXY=http://proxy:8080")
+    )
+    for size in range(200, 420, 20):
+        for chunk in chunk_page(page(body), chunk_size=size, chunk_overlap=0):
+            if "saa_system backup" in chunk.text:
+                assert "1. Take a configuration backup:\n```bash\nsudo" in chunk.text, size
+            if "HTTPS_PROXY" in chunk.text:
+                assert "~/.zshrc (macOS)\n```bash\n" in chunk.text, size
+            assert not chunk.text.endswith(":"), size

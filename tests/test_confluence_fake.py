@@ -27,16 +27,41 @@ def fake() -> Iterator[ConfluenceFake]:
 
 
 def client_for(base: str, password: str = PASSWORD) -> Confluence:
-    return Confluence(url=base, username=USER, password=password, cloud=True)
+    return make_client(url=base, username=USER, password=password, cloud=True)
+
+
+def make_client(**kwargs: Any) -> Confluence:
+    return Confluence(**kwargs)  # type: ignore[no-untyped-call]
+
+
+def fetch(
+    client: Confluence, path: str, params: dict[str, Any] | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """client.get, typed: these endpoints always answer a JSON object or raise."""
+    answer = client.get(path, params=params, **kwargs)
+    assert isinstance(answer, dict)
+    return answer
+
+
+def status_of(err: pytest.ExceptionInfo[HTTPError]) -> int:
+    assert err.value.response is not None
+    return err.value.response.status_code
+
+
+def message_of(err: pytest.ExceptionInfo[HTTPError]) -> dict[str, Any]:
+    assert err.value.response is not None
+    body = err.value.response.json()
+    assert isinstance(body, dict)
+    return body
 
 
 def get_all(client: Confluence, path: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
     """Follow _links.next the way Confluence means it: relative to _links.base. Returns results, calls."""
-    response = client.get(path, params=params)
+    response = fetch(client, path, params=params)
     results = list(response["results"])
     calls = 1
     while "next" in response["_links"]:
-        response = client.get(response["_links"]["base"] + response["_links"]["next"], absolute=True)
+        response = fetch(client, response["_links"]["base"] + response["_links"]["next"], absolute=True)
         results.extend(response["results"])
         calls += 1
         assert calls < 500
@@ -45,7 +70,7 @@ def get_all(client: Confluence, path: str, params: dict[str, Any]) -> tuple[list
 
 def test_pagination_is_capped_and_next_is_relative_to_base(fake: ConfluenceFake) -> None:
     client = client_for(fake.base_url)
-    first = client.get("rest/api/content", params={"spaceKey": "LUMEN", "limit": 100})
+    first = fetch(client, "rest/api/content", params={"spaceKey": "LUMEN", "limit": 100})
     assert first["limit"] == 25 and first["size"] == 25
     assert first["_links"]["next"].startswith("/rest/api/content?")
     assert "/wiki" not in first["_links"]["next"]
@@ -65,10 +90,14 @@ def test_pagination_is_capped_and_next_is_relative_to_base(fake: ConfluenceFake)
 
 def test_only_expanded_fields_are_returned(fake: ConfluenceFake) -> None:
     client = client_for(fake.base_url)
-    bare = client.get("rest/api/content/1005")
+    bare = fetch(client, "rest/api/content/1005")
     assert "body" not in bare and "version" not in bare and "ancestors" not in bare
-    full = client.get("rest/api/content/1005", params={"expand": "ancestors,version,space,body.storage"})
-    assert [a["title"] for a in full["ancestors"]] == ["Lumen IT Home", "Onboarding for New IT Staff", "VPN Access"]
+    full = fetch(client, "rest/api/content/1005", params={"expand": "ancestors,version,space,body.storage"})
+    assert [a["title"] for a in full["ancestors"]] == [
+        "Lumen IT Home",
+        "Onboarding for New IT Staff",
+        "VPN Access",
+    ]
     assert full["space"]["key"] == "LUMEN" and full["space"]["name"] == "Lumen IT"
     assert full["version"]["number"] == 7
     assert full["_links"]["webui"] == "/spaces/LUMEN/pages/1005/VPN-Troubleshooting"
@@ -78,47 +107,47 @@ def test_only_expanded_fields_are_returned(fake: ConfluenceFake) -> None:
 def test_served_only_under_the_context_path(fake: ConfluenceFake) -> None:
     site_root = fake.base_url.removesuffix("/wiki")
     with pytest.raises(HTTPError) as err:
-        client_for(site_root).get("rest/api/content", params={"spaceKey": "LUMEN"})
-    assert err.value.response.status_code == 404
-    assert client_for(fake.base_url).get("rest/api/content", params={"spaceKey": "LUMEN"})["size"] == 25
+        fetch(client_for(site_root), "rest/api/content", params={"spaceKey": "LUMEN"})
+    assert status_of(err) == 404
+    assert fetch(client_for(fake.base_url), "rest/api/content", params={"spaceKey": "LUMEN"})["size"] == 25
 
 
 def test_wrong_password_is_401_json(fake: ConfluenceFake) -> None:
     with pytest.raises(HTTPError) as err:
-        client_for(fake.base_url, password="wrong").get("rest/api/content", params={"spaceKey": "LUMEN"})
-    assert err.value.response.status_code == 401
-    assert err.value.response.json()["statusCode"] == 401
+        fetch(client_for(fake.base_url, password="wrong"), "rest/api/content", params={"spaceKey": "LUMEN"})
+    assert status_of(err) == 401
+    assert message_of(err)["statusCode"] == 401
     assert [r.status for r in fake.requests] == [401]
 
 
 def test_bearer_token_when_configured() -> None:
     with ConfluenceFake(token="pat-123") as fake:
-        client = Confluence(url=fake.base_url, token="pat-123", cloud=False)
-        assert client.get("rest/api/content/1001")["title"] == "Lumen IT Home"
+        client = make_client(url=fake.base_url, token="pat-123", cloud=False)
+        assert fetch(client, "rest/api/content/1001")["title"] == "Lumen IT Home"
         with pytest.raises(HTTPError):
-            Confluence(url=fake.base_url, token="nope", cloud=False).get("rest/api/content/1001")
+            fetch(make_client(url=fake.base_url, token="nope", cloud=False), "rest/api/content/1001")
 
 
 def test_429_with_retry_after_is_retried_once_by_the_client(fake: ConfluenceFake) -> None:
     fake.fail(429, times=1, retry_after=0, path_contains="/content/1001")
     client = client_for(fake.base_url)
-    assert client.get("rest/api/content/1001")["id"] == "1001"
+    assert fetch(client, "rest/api/content/1001")["id"] == "1001"
     assert [r.status for r in fake.requests] == [429, 200]
 
     fake.fail(503, times=1)
     with pytest.raises(HTTPError) as err:
-        client.get("rest/api/content/1001")
-    assert err.value.response.status_code == 503  # the client never retries a 5xx
+        fetch(client, "rest/api/content/1001")
+    assert status_of(err) == 503  # the client never retries a 5xx
 
 
 def test_fail_after_lets_requests_through_first(fake: ConfluenceFake) -> None:
     client = client_for(fake.base_url)
     fake.fail_after(2, 500, times=1)
-    client.get("rest/api/content/1001")
-    client.get("rest/api/content/1002")
+    fetch(client, "rest/api/content/1001")
+    fetch(client, "rest/api/content/1002")
     with pytest.raises(HTTPError):
-        client.get("rest/api/content/1003")
-    assert client.get("rest/api/content/1003")["id"] == "1003"
+        fetch(client, "rest/api/content/1003")
+    assert fetch(client, "rest/api/content/1003")["id"] == "1003"
 
 
 def test_cql_lastmodified_and_space_filters(fake: ConfluenceFake) -> None:
@@ -136,15 +165,17 @@ def test_cql_lastmodified_and_space_filters(fake: ConfluenceFake) -> None:
     assert [p["id"] for p in changed] == ["1011"]
 
     with pytest.raises(HTTPError) as err:
-        client.get("rest/api/content/search", params={"cql": "space = LUMEN or type = page"})
-    assert err.value.response.status_code == 400
-    assert "cql" in err.value.response.json()["message"].lower()
+        fetch(client, "rest/api/content/search", params={"cql": "space = LUMEN or type = page"})
+    assert status_of(err) == 400
+    assert "cql" in message_of(err)["message"].lower()
 
 
 def test_edit_bumps_version_and_changes_body(fake: ConfluenceFake) -> None:
     client = client_for(fake.base_url)
     fake.edit_page("1011", body="<p>Minimum length is now 16 characters.</p>", title="Password Rules")
-    page = client.get("rest/api/content/1011", params={"expand": "version,body.storage,history.lastUpdated"})
+    page = fetch(
+        client, "rest/api/content/1011", params={"expand": "version,body.storage,history.lastUpdated"}
+    )
     assert page["version"]["number"] == 5 and page["title"] == "Password Rules"
     assert page["body"]["storage"]["value"] == "<p>Minimum length is now 16 characters.</p>"
     assert page["history"]["lastUpdated"]["when"] == page["version"]["when"]
@@ -158,9 +189,9 @@ def test_delete_archive_restrict_and_move(fake: ConfluenceFake) -> None:
     fake.move_page("1033", space="ARCHIVE")
 
     with pytest.raises(HTTPError) as err:
-        client.get("rest/api/content/1036")
-    assert err.value.response.status_code == 404
-    assert client.get("rest/api/content/1038")["status"] == "archived"
+        fetch(client, "rest/api/content/1036")
+    assert status_of(err) == 404
+    assert fetch(client, "rest/api/content/1038")["status"] == "archived"
 
     listed, _ = get_all(client, "rest/api/content", {"spaceKey": "LUMEN", "limit": 100})
     ids = {p["id"] for p in listed}
@@ -170,16 +201,16 @@ def test_delete_archive_restrict_and_move(fake: ConfluenceFake) -> None:
     assert {p["id"] for p in searched} == ids
 
     expand = "restrictions.read.restrictions.user,restrictions.read.restrictions.group"
-    restricted = client.get("rest/api/content/1035", params={"expand": expand})
+    restricted = fetch(client, "rest/api/content/1035", params={"expand": expand})
     assert restricted["restrictions"]["read"]["restrictions"]["user"]["size"] == 1
-    assert client.get("rest/api/content/1034", params={"expand": "space"})["space"]["key"] == "ARCHIVE"
+    assert fetch(client, "rest/api/content/1034", params={"expand": "space"})["space"]["key"] == "ARCHIVE"
 
 
 def test_restriction_shows_on_the_page_not_on_its_child(fake: ConfluenceFake) -> None:
     client = client_for(fake.base_url)
     expand = "ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group"
-    parent = client.get("rest/api/content/1014", params={"expand": expand})
-    child = client.get("rest/api/content/1015", params={"expand": expand})
+    parent = fetch(client, "rest/api/content/1014", params={"expand": expand})
+    child = fetch(client, "rest/api/content/1015", params={"expand": expand})
     assert parent["restrictions"]["read"]["restrictions"]["user"]["size"] == 1
     assert child["restrictions"]["read"]["restrictions"]["user"]["size"] == 0
     assert "1014" in [a["id"] for a in child["ancestors"]]
@@ -187,7 +218,7 @@ def test_restriction_shows_on_the_page_not_on_its_child(fake: ConfluenceFake) ->
 
 def test_added_page_appears(fake: ConfluenceFake) -> None:
     fake.add_page(page_id="2001", title="New Page", body="<p>Hello</p>", parent_id="1030")
-    page = client_for(fake.base_url).get("rest/api/content/2001", params={"expand": "ancestors,version"})
+    page = fetch(client_for(fake.base_url), "rest/api/content/2001", params={"expand": "ancestors,version"})
     assert page["version"]["number"] == 1
     assert [a["id"] for a in page["ancestors"]] == ["1001", "1030"]
 
@@ -198,7 +229,7 @@ def test_copies_multiply_the_wiki() -> None:
         pages, calls = get_all(client, "rest/api/content", {"spaceKey": "LUMEN", "limit": 100})
         assert len(pages) == N_PAGES * 30 == len({p["id"] for p in pages})
         assert calls == -(-N_PAGES * 30 // 100)
-        copy = client.get("rest/api/content/29001005", params={"expand": "ancestors,body.storage"})
+        copy = fetch(client, "rest/api/content/29001005", params={"expand": "ancestors,body.storage"})
         assert copy["title"] == "VPN Troubleshooting (copy 29)"
         assert [a["id"] for a in copy["ancestors"]] == ["29001001", "29001002", "29001004"]
         assert "GP-1021" in copy["body"]["storage"]["value"]

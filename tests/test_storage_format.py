@@ -355,3 +355,16 @@ def test_parsing_is_fast_enough_for_a_space_of_pages() -> None:
         parse_storage(page.replace("Runbook", f"Runbook {n}"))
     # Well under a millisecond-scale budget per page in practice; the bound only catches blow-ups.
     assert time.perf_counter() - started < 10
+
+
+def test_new_editor_panels_and_decisions_are_read_once() -> None:
+    xhtml = (
+        '<ac:adf-extension><ac:adf-node type="panel"><ac:adf-attribute key="panel-type">warning'
+        "</ac:adf-attribute><ac:adf-content><p>Do not reboot the HSM.</p></ac:adf-content></ac:adf-node>"
+        '<ac:adf-fallback><div class="panel"><p>Do not reboot the HSM.</p></div></ac:adf-fallback>'
+        '</ac:adf-extension><ac:adf-extension><ac:adf-node type="decision-list"><ac:adf-node '
+        'type="decision-item"><ac:adf-attribute key="state">DECIDED</ac:adf-attribute><ac:adf-content>'
+        "Use Postgres 16</ac:adf-content></ac:adf-node></ac:adf-node><ac:adf-fallback><ul><li>Use Postgres "
+        '16</li></ul></ac:adf-fallback></ac:adf-extension><p>Due <time datetime="2026-11-30" />.</p>'
+    )
+    assert text_of(xhtml) == "Warning: Do not reboot the HSM.\n- Decision: Use Postgres 16\nDue 2026-11-30."

@@ -95,6 +95,8 @@ class SlackBot:
             log.info("Slack: redelivery #%s (%s)", retry, request.headers.get("X-Slack-Retry-Reason", "?"))
         try:
             bolt_request = await to_bolt_request(request)
+            if not isinstance(bolt_request.body.get("event", {}), dict):
+                raise ValueError("event is not an object")
             bolt_response = await self.app.async_dispatch(bolt_request)
         except Exception as error:
             # Bolt trusts the shape of a signed body (a list, an event that is a string...): such a body is

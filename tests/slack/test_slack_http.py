@@ -106,6 +106,20 @@ async def test_a_mention_delivered_as_app_mention_and_as_message_is_answered_onc
     assert [m.text for m in assistant.asked] == ["how do I deploy?", "and rollbacks?"]
 
 
+async def test_a_dm_delivered_as_message_im_and_as_app_mention_is_answered_once(
+    slack: SlackServer, fake_slack: FakeSlack, assistant: FakeAssistant
+):
+    as_mention = mention("vpn?", channel=DM)
+    as_message = dm(as_mention["text"], ts=as_mention["ts"])
+
+    await asyncio.gather(slack.event(as_message), slack.event(as_mention))
+
+    await wait_answers(fake_slack, DM, None)
+    await settle(slack)
+    assert len(answers(fake_slack, DM, None)) == 1
+    assert len(assistant.asked) == 1
+
+
 async def test_channel_chatter_outside_the_bots_threads_is_left_alone(
     slack: SlackServer, fake_slack: FakeSlack, assistant: FakeAssistant
 ):

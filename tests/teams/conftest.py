@@ -151,10 +151,14 @@ class TeamsBot:
 
 
 async def start_bot(
-    settings: Settings, assistant: FakeAssistant, identity: Identity, connector: ConnectorFake
+    settings: Settings,
+    assistant: FakeAssistant,
+    identity: Identity,
+    connector: ConnectorFake,
+    timing: Timing | None = None,
 ) -> tuple[TeamsBot, web.AppRunner]:
     app = web.Application()
-    endpoint = mount_teams_endpoint(app, settings=settings, assistant=assistant, timing=Timing())
+    endpoint = mount_teams_endpoint(app, settings=settings, assistant=assistant, timing=timing)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -1,0 +1,140 @@
+"""`wikibot` as operators' scripts use it: exit codes, one-line errors, and the JSON contracts."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.confluence_fake import ConfluenceFake
+from tests.support import PASSWORD, USER
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def wiki() -> Iterator[ConfluenceFake]:
+    with ConfluenceFake(username=USER, password=PASSWORD) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory, wiki: ConfluenceFake) -> Path:
+    """One ingest with the real default embedding model, shared by this module's read-only tests."""
+    data = tmp_path_factory.mktemp("cli-data")
+    env = {
+        "CONFLUENCE_URL": wiki.base_url,
+        "CONFLUENCE_USERNAME": USER,
+        "CONFLUENCE_PASSWORD": PASSWORD,
+        "CONFLUENCE_SPACE": "LUMEN",
+        "DATA_DIR": str(data),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        out = io.StringIO()
+        assert main(["ingest", "--json"], stdout=out) == 0
+        report = json.loads(out.getvalue())
+        assert report["ok"] and report["added"] > 20 and report["chunks_total"] > report["added"]
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return data
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, data_dir: Path, wiki: ConfluenceFake) -> Path:
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    monkeypatch.setenv("CONFLUENCE_SPACE", "LUMEN")
+    return data_dir
+
+
+def _run(argv: list[str], stdin: str = "") -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(argv, stdin=io.StringIO(stdin), stdout=out)
+    return code, out.getvalue()
+
+
+def test_search_json_shape_and_relevance(env: Path) -> None:
+    code, out = _run(["search", "VPN connection from home", "-k", "3", "--json"])
+    assert code == 0
+    rows = json.loads(out)
+    assert 1 <= len(rows) <= 3
+    assert set(rows[0]) == {"page_id", "title", "url", "section", "score", "text"}
+    assert any("VPN" in r["title"] for r in rows)
+    assert all(r["url"].startswith("http://127.0.0.1") for r in rows)
+
+
+def test_search_dash_reads_one_query_per_line(env: Path) -> None:
+    code, out = _run(["search", "-"], stdin="VPN\n\nincident severity levels\n")
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 2
+    assert all(isinstance(json.loads(line), list) for line in lines)
+
+
+def test_ask_json_shape_with_cited_sources(env: Path) -> None:
+    code, out = _run(["ask", "How do I connect to the VPN?", "--json"])
+    assert code == 0
+    answer = json.loads(out)
+    assert set(answer) == {"session_id", "answer", "sources"}
+    assert answer["sources"] and set(answer["sources"][0]) == {"page_id", "title", "url"}
+    assert "[1]" in answer["answer"]
+
+
+def test_ask_dash_keeps_one_session_across_lines(env: Path) -> None:
+    code, out = _run(["ask", "-"], stdin="How do I connect to the VPN?\nAnd if it fails?\n")
+    first, second = (json.loads(line) for line in out.strip().splitlines())
+    assert code == 0 and first["session_id"] == second["session_id"]
+
+
+def test_ask_refuses_an_empty_question_with_exit_2(env: Path) -> None:
+    code, out = _run(["ask", "   "])
+    assert code == 2 and "Please ask a question" in out
+
+
+def test_status_json(env: Path) -> None:
+    code, out = _run(["status", "--json"])
+    status = json.loads(out)
+    assert code == 0
+    assert status["pages"] > 20 and status["chunks"] > status["pages"]
+    assert status["last_ingest"] and status["spaces"] == ["LUMEN"]
+    assert "all-MiniLM-L6-v2" in status["embedding_model"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("CHUNK_SIZE", "lots", "CHUNK_SIZE"),
+        ("CONFLUENCE_URL", "ftp://wiki", "CONFLUENCE_URL"),
+        ("SLACK_SIGNING_SECRET", "changeme", "SLACK_SIGNING_SECRET"),
+    ],
+)
+def test_a_bad_setting_stops_with_one_line_naming_it(tmp_path: Path, variable: str, value: str, expected: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    env[variable] = value
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "status"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"wikibot: {expected}")
+    assert "Traceback" not in proc.stderr
+
+
+def test_ingest_without_confluence_says_what_to_set(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "ingest"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("wikibot: CONFLUENCE_URL is not set")
