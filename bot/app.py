@@ -76,7 +76,7 @@ def build_embedder(settings: Settings) -> Embedder:
         build(
             settings.embed_model,
             backend=settings.embed_backend,
-            cache_dir=settings.data_dir / "models",
+            cache_dir=settings.model_cache_path,
             batch_size=settings.embed_batch_size,
         ),
     )

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     embed_model: str = DEFAULT_EMBED_MODEL
     embed_backend: Literal["auto", "torch", "onnx-int8"] = "auto"
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
+    embed_cache_dir: Path | None = None
     chunk_size: int = Field(default=1000, ge=100, le=20000)
     chunk_overlap: int = Field(default=150, ge=0, le=5000)
 
@@ -131,6 +132,10 @@ class Settings(BaseSettings):
     @property
     def chroma_path(self) -> Path:
         return self.vector_db_path or self.data_dir / "chroma"
+
+    @property
+    def model_cache_path(self) -> Path:
+        return self.embed_cache_dir or self.data_dir / "models"
 
     @property
     def sessions_path(self) -> Path:

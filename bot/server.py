@@ -60,12 +60,7 @@ def build_web_app(
 
         add_slack_routes(app, settings=settings, assistant=core.assistant)
     if settings.teams_enabled:
-        if not settings.microsoft_app_id:
-            log.warning(
-                "!!! TEAMS_ALLOW_ANONYMOUS is on and MICROSOFT_APP_ID is empty: /api/messages accepts "
-                "unauthenticated requests and would post wiki answers to any serviceUrl a stranger sends. "
-                "Use this only with the local Bot Framework Emulator. !!!"
-            )
+        # Logs the loud warning itself when TEAMS_ALLOW_ANONYMOUS opens the endpoint without an app id.
         from adapters.teams import add_teams_routes
 
         add_teams_routes(app, settings=settings, assistant=core.assistant)

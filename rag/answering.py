@@ -84,6 +84,13 @@ def _message_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     return [{"role": roles.get(m.type, "user"), "content": str(m.content)} for m in messages]
 
 
+def heading(title: str, section: str) -> str:
+    """ "Title › Section", without repeating the title when the section trail starts with it."""
+    if section.startswith(f"{title} > "):
+        section = section[len(title) + 3 :]
+    return title if not section or section == title else f"{title} › {section}"
+
+
 def passage_body(text: str) -> str:
     """A chunk without its context header (title, breadcrumb, section lines before the first blank line)."""
     head, sep, body = text.partition("\n\n")
@@ -180,8 +187,7 @@ def extractive(hits: Sequence[Hit], language: str, *, intro: dict[str, str], lim
         body = passage_body(chunk.text).strip()
         if len(body) > 600:
             body = body[:600].rsplit(" ", 1)[0] + " …"
-        heading = chunk.title + (f" › {chunk.section}" if chunk.section else "")
-        lines.append(f"[{number_of_page[chunk.page_id]}] **{heading}**")
+        lines.append(f"[{number_of_page[chunk.page_id]}] **{heading(chunk.title, chunk.section)}**")
         lines.append(body)
         lines.append("")
     return Reply(text="\n".join(lines).strip(), sources=tuple(sources), grounded=True, mode="extractive")

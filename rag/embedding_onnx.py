@@ -316,10 +316,10 @@ def _export_and_check(
             dynamic_axes=axes,
             opset_version=17,
         )
-    # onnxruntime's quantizer logs every tensor at INFO on the root logger: hush it for this one call.
+    # onnxruntime's quantizer logs every tensor (and advice) on the root logger: hush it for this call.
     root = logging.getLogger()
     level = root.level
-    root.setLevel(max(level, logging.WARNING))
+    root.setLevel(max(level, logging.ERROR))
     try:
         quantize_dynamic(
             str(fp32_path),

@@ -161,6 +161,10 @@ _BLOCK_ELEMENTS = _FLOW_ELEMENTS | set(_HEADINGS) | {
     "ul", "ol", "dl", "table", "pre", "blockquote", "hr", "ac:task-list", "ac:adf-extension",
     "ac:adf-node",
 }  # fmt: skip
+# Inline elements that never hold blocks, whatever a broken page nests inside them.
+_INLINE_LEAVES = frozenset(
+    {"a", "ac:link", "code", "time", "ac:image", "ac:emoticon", "br", "ac:placeholder", "ac:parameter"}
+)
 _CODE_MACROS = frozenset({"code", "noformat", "code-block", "codeblock"})
 _ADMONITIONS = {"info": "Info:", "note": "Note:", "warning": "Warning:", "tip": "Tip:"}
 # Panels of the newer editor (adf panel-type) mapped to the same words.
@@ -269,16 +273,21 @@ class _Renderer:
             if text:
                 blocks.append(_Text(text))
 
-        if el.text:
-            inline.append(_inline_text(el.text))
-        for child in el:
-            if self._is_block(child):
-                flush()
-                blocks.extend(self.block(child))
-            else:
-                inline.append(self.inline(child))
-            if child.tail:
-                inline.append(_inline_text(child.tail))
+        def walk(parent: etree._Element) -> None:
+            if parent.text:
+                inline.append(_inline_text(parent.text))
+            for child in parent:
+                if not self._is_block(child):
+                    inline.append(self.inline(child))
+                elif _name(child) in _BLOCK_ELEMENTS or _name(child) in ("ac:structured-macro", "ac:macro"):
+                    flush()
+                    blocks.extend(self.block(child))
+                else:  # an inline wrapper holding blocks: its words stay in the paragraph around it
+                    walk(child)
+                if child.tail:
+                    inline.append(_inline_text(child.tail))
+
+        walk(el)
         flush()
         return blocks
 
@@ -291,11 +300,16 @@ class _Renderer:
         if name in _BLOCK_ELEMENTS:
             return True
         if name in ("ac:structured-macro", "ac:macro"):
-            macro = _attr(el, "ac:name").lower()
-            if macro in _CODE_MACROS or macro in _ADMONITIONS or macro in _TITLED_CONTAINERS:
-                return True
-            return any(_name(c) in ("ac:rich-text-body", "ac:plain-text-body") for c in el)
-        return False
+            return _is_block_macro(el)
+        if name in _INLINE_LEAVES or name.startswith("ri:"):
+            return False
+        # html.parser's repair of an unclosed <b> or <span> swallows what follows, code macros included:
+        # such a wrapper is read as a container so that the code inside keeps its lines.
+        return any(
+            (n := _name(d)) in _BLOCK_ELEMENTS
+            or (n in ("ac:structured-macro", "ac:macro") and _is_block_macro(d))
+            for d in el.iterdescendants()
+        )
 
     # -- blocks
 
@@ -684,6 +698,13 @@ def _join_row(parts: list[str], sep: str) -> str:
         out += part
         previous_multiline = multiline
     return out
+
+
+def _is_block_macro(el: etree._Element) -> bool:
+    macro = _attr(el, "ac:name").lower()
+    if macro in _CODE_MACROS or macro in _ADMONITIONS or macro in _TITLED_CONTAINERS:
+        return True
+    return any(_name(c) in ("ac:rich-text-body", "ac:plain-text-body") for c in el)
 
 
 def _child(el: etree._Element, name: str) -> etree._Element | None:

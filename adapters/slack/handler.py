@@ -54,8 +54,8 @@ class SlackBot:
     ) -> None:
         self.client = client
         self._assistant = assistant
-        self._verifier = SignatureVerifier(signing_secret)
-        self._has_secret = bool(signing_secret)
+        # Socket Mode needs no signing secret; without one, every HTTP request is refused.
+        self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self._answer_timeout_s = answer_timeout_s
         self._reset_timeout_s = reset_timeout_s
         self._slots = asyncio.Semaphore(max_concurrent_answers)
@@ -67,6 +67,7 @@ class SlackBot:
         self.app = AsyncApp(
             client=client,
             signing_secret=signing_secret,
+            request_verification_enabled=bool(signing_secret),
             name="wikibot",
             logger=logging.getLogger("adapters.slack.bolt"),
         )
@@ -87,7 +88,8 @@ class SlackBot:
         signature = request.headers.get("X-Slack-Signature", "")
         # SignatureVerifier raises on a non-numeric timestamp: an attacker's garbage must be a plain 401.
         well_formed = timestamp.isdigit() and len(timestamp) <= 12 and signature.startswith("v0=")
-        if not (self._has_secret and well_formed and self._verifier.is_valid(body, timestamp, signature)):
+        verifier = self._verifier
+        if not (verifier and well_formed and verifier.is_valid(body, timestamp, signature)):
             log.warning("Slack: refused a request with a bad or stale signature from %s", request.remote)
             return web.json_response({"error": "invalid signature"}, status=401)
         retry = request.headers.get("X-Slack-Retry-Num")

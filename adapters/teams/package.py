@@ -7,6 +7,8 @@ import re
 import zipfile
 from pathlib import Path
 
+from bot.config import SettingsError
+
 # manifest/teams/ sits at the repository root, beside the packages.
 MANIFEST_DIR = Path(__file__).resolve().parents[2] / "manifest" / "teams"
 APP_ID_PLACEHOLDER = "{{MICROSOFT_APP_ID}}"
@@ -17,7 +19,7 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 def render_manifest(app_id: str, *, template_dir: Path = MANIFEST_DIR) -> str:
     app_id = app_id.strip()
     if not _GUID.match(app_id):
-        raise ValueError(
+        raise SettingsError(
             "MICROSOFT_APP_ID must be the GUID of the bot's Azure app registration "
             "(like 00000000-0000-0000-0000-000000000000)"
         )

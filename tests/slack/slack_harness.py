@@ -100,8 +100,10 @@ class SlackServer:
             headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
         return await self.post(raw, headers)
 
-    async def command(self, *, channel: str, user: str, text: str = "") -> Answer:
-        raw = slash_command(channel=channel, user=user, text=text)
+    async def command(
+        self, *, channel: str, user: str, text: str = "", command: str = "/wiki-reset"
+    ) -> Answer:
+        raw = slash_command(channel=channel, user=user, text=text, command=command)
         return await self.post(raw, sign(raw), content_type="application/x-www-form-urlencoded")
 
     async def get(self, path: str) -> int:

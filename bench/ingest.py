@@ -1,0 +1,225 @@
+"""Ingest benchmark: the naive pipeline against ours, on the sample wiki multiplied; prints JSON.
+
+    python bench/ingest.py --copies 27          # about 1,000 pages
+    python bench/ingest.py --copies 1 --paths new
+
+Each path runs in its own process (so peak RSS is its own) against the loopback Confluence fake, through
+the real atlassian-python-api client. "old" is the design this project starts from: tags stripped to text,
+fixed 800-character chunks with 100 overlap, one torch fp32 SentenceTransformer, pages embedded in arrival
+order, random chunk ids added to Chroma. "new" is `wikibot ingest`: structure-aware chunks, the configured
+embedding backend, the fetch/embed pipeline, followed by a re-sync of the unchanged space.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+USER, PASSWORD = "bench@example.com", "bench"
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _size_mb(path: Path) -> float:
+    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6, 1)
+
+
+def run_old(copies: int, data: Path) -> dict[str, Any]:
+    from atlassian import Confluence
+    from bs4 import BeautifulSoup
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+    from sentence_transformers import SentenceTransformer
+
+    from bot.confluence_fake import ConfluenceFake
+    from rag.confluence import ConfluenceSource
+    from rag.embedding import resolve_model
+    from rag.index import open_chroma
+
+    with ConfluenceFake(username=USER, password=PASSWORD, copies=copies) as fake:
+        t_start = time.perf_counter()
+        model = SentenceTransformer(str(resolve_model("all-MiniLM-L6-v2").path), device="cpu")
+        collection = open_chroma(path=data / "chroma").get_or_create_collection(
+            "naive", embedding_function=None
+        )
+        source = ConfluenceSource(
+            Confluence(url=fake.base_url, username=USER, password=PASSWORD, cloud=True), spaces=["LUMEN"]
+        )
+        splitter = RecursiveCharacterTextSplitter(chunk_size=800, chunk_overlap=100)
+        split = {"fetch": 0.0, "parse": 0.0, "embed": 0.0, "write": 0.0}
+        pages = chunks = 0
+        pages_iter = source.pages_modified_since(None)
+        while True:
+            t0 = time.perf_counter()
+            page = next(pages_iter, None)
+            split["fetch"] += time.perf_counter() - t0
+            if page is None:
+                break
+            t0 = time.perf_counter()
+            texts = splitter.split_text(BeautifulSoup(page.body, "lxml").get_text(" "))
+            split["parse"] += time.perf_counter() - t0
+            if not texts:
+                continue
+            t0 = time.perf_counter()
+            vectors = model.encode(texts)
+            split["embed"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            collection.add(
+                ids=[str(uuid.uuid4()) for _ in texts],
+                documents=texts,
+                embeddings=vectors,
+                metadatas=[{"page_id": page.page_id, "title": page.title} for _ in texts],
+            )
+            split["write"] += time.perf_counter() - t0
+            pages += 1
+            chunks += len(texts)
+        seconds = time.perf_counter() - t_start
+    return {
+        "pages": pages,
+        "chunks": chunks,
+        "seconds": round(seconds, 2),
+        "pages_per_s": round(pages / seconds, 2),
+        "chunks_per_s": round(chunks / seconds, 2),
+        "time_split_s": {k: round(v, 2) for k, v in split.items()},
+        "peak_rss_mb": _peak_rss_mb(),
+        "index_size_mb": _size_mb(data),
+    }
+
+
+def warm_model_cache(cache: Path, backend: str) -> float:
+    """The int8 export happens once per machine and model; it is not part of an ingest's cost."""
+    from rag.embedding import build_embedder
+
+    t0 = time.perf_counter()
+    build_embedder("all-MiniLM-L6-v2", backend=backend, cache_dir=cache, batch_size=32)  # type: ignore[arg-type]
+    return round(time.perf_counter() - t0, 2)
+
+
+def run_new(copies: int, data: Path, backend: str, cache: Path) -> dict[str, Any]:
+    from bot.app import build_core
+    from bot.config import load_settings
+    from bot.confluence_fake import ConfluenceFake
+
+    with ConfluenceFake(username=USER, password=PASSWORD, copies=copies) as fake:
+        settings = load_settings(
+            confluence_url=fake.base_url,
+            confluence_username=USER,
+            confluence_password=PASSWORD,
+            confluence_space="LUMEN",
+            data_dir=data,
+            embed_backend=backend,
+            embed_cache_dir=cache,
+        )
+        t_start = time.perf_counter()
+        core = build_core(settings)
+        report = core.sync()
+        seconds = time.perf_counter() - t_start
+        fake.clear_requests()
+        t0 = time.perf_counter()
+        again = core.sync()
+        resync_s = time.perf_counter() - t0
+        resync_requests = len(fake.requests)
+        resync_bodies = fake.body_requests()
+        fingerprint = core.kb.state.get("active_fingerprint")
+        core.close()
+    pages, chunks = report.added, report.chunks_total
+    return {
+        "pages": pages,
+        "chunks": chunks,
+        "embedder": fingerprint,
+        "seconds": round(seconds, 2),
+        "pages_per_s": round(pages / seconds, 2),
+        "chunks_per_s": round(chunks / seconds, 2),
+        "time_split_s": report.as_dict()["time_split_s"],
+        "peak_rss_mb": _peak_rss_mb(),
+        "index_size_mb": _size_mb(data),
+        "resync_unchanged": {
+            "seconds": round(resync_s, 2),
+            "confluence_requests": resync_requests,
+            "body_requests": resync_bodies,
+            "chunks_embedded": again.chunks_embedded,
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--copies", type=int, default=27, help="sample wiki copies (38 pages each)")
+    parser.add_argument("--paths", default="old,new", help="comma-separated: old, new")
+    parser.add_argument("--backend", default="auto", help="new path's EMBED_BACKEND")
+    parser.add_argument(
+        "--cache", default=str(ROOT / ".bench-cache"), help="model cache (int8 export) folder"
+    )
+    parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+    if args.worker:
+        data = Path(tempfile.mkdtemp(prefix="wikibot-bench-"))
+        try:
+            if args.worker == "warm":
+                result: dict[str, Any] = {"seconds": warm_model_cache(Path(args.cache), args.backend)}
+            elif args.worker == "old":
+                result = run_old(args.copies, data)
+            else:
+                result = run_new(args.copies, data, args.backend, Path(args.cache))
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+        print(json.dumps(result))
+        return
+
+    results: dict[str, Any] = {"copies": args.copies, "cpus": os.cpu_count()}
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    for path in ["warm", *paths] if "new" in paths else paths:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                path,
+                "--copies",
+                str(args.copies),
+                "--backend",
+                args.backend,
+                "--cache",
+                args.cache,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            results[path] = {"error": proc.stderr.strip().splitlines()[-1:] or ["failed"]}
+            continue
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        if path == "warm":
+            results["model_cache_warmup_s"] = result["seconds"]
+        else:
+            results[path] = result
+    if "seconds" in results.get("old", {}) and "seconds" in results.get("new", {}):
+        old, new = results["old"], results["new"]
+        results["speedup_end_to_end"] = round(old["seconds"] / new["seconds"], 2)
+        results["speedup_pages_per_s"] = round(new["pages_per_s"] / old["pages_per_s"], 2)
+        results["resync_vs_full_ingest"] = round(new["resync_unchanged"]["seconds"] / new["seconds"], 4)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

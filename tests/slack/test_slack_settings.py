@@ -1,0 +1,41 @@
+"""Mounting Slack with bad settings fails at startup with one line naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp import web
+from fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
+from fake_slack_assistant import FakeAssistant
+from slack_harness import slack_settings
+
+from adapters.slack import EVENTS_PATH, add_slack_routes
+from bot.config import SettingsError
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"slack_bot_token": ""}, "SLACK_BOT_TOKEN"),
+        ({"slack_bot_token": APP_TOKEN}, "SLACK_BOT_TOKEN"),
+        ({"slack_signing_secret": ""}, "SLACK_SIGNING_SECRET"),
+        ({"slack_app_token": BOT_TOKEN}, "SLACK_APP_TOKEN"),
+    ],
+)
+def test_bad_slack_settings_are_refused_with_the_variables_name(overrides, variable):
+    settings = slack_settings(FakeSlack(), **overrides)
+    with pytest.raises(SettingsError, match=variable):
+        add_slack_routes(web.Application(), settings=settings, assistant=FakeAssistant())
+
+
+def test_http_mode_mounts_the_events_path_and_socket_mode_does_not():
+    http_app, socket_app = web.Application(), web.Application()
+    add_slack_routes(http_app, settings=slack_settings(FakeSlack()), assistant=FakeAssistant())
+    socket_settings = slack_settings(FakeSlack(), socket_mode=True, slack_signing_secret="")
+    add_slack_routes(socket_app, settings=socket_settings, assistant=FakeAssistant())
+
+    def paths(app: web.Application) -> set[str]:
+        return {resource.canonical for resource in app.router.resources()}
+
+    assert EVENTS_PATH in paths(http_app)
+    assert EVENTS_PATH not in paths(socket_app)
+    assert len(socket_app.on_startup) == len(http_app.on_startup) + 1  # the Socket Mode client starts with it
