@@ -12,10 +12,10 @@ from functools import cached_property, partial
 from typing import cast
 
 from filelock import FileLock, Timeout
-from rag.chunking import chunk_page
 
 from bot.config import Settings, SettingsError
 from rag.answering import Prompts
+from rag.chunking import chunk_page
 from rag.confluence import ConfluenceSource, RestClient
 from rag.index import open_chroma
 from rag.knowledge import KnowledgeBase

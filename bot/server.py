@@ -12,6 +12,7 @@ from aiohttp import web
 from bot.app import Core, build_core
 from bot.config import Settings
 from bot.scheduler import SyncRunner, build_scheduler
+from bot.status import status_dict
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,6 @@ RUNNER: web.AppKey[SyncRunner] = web.AppKey("runner", SyncRunner)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    from bot.cli import status_dict
-
     core = request.app[CORE]
     info: dict[str, Any] = await asyncio.to_thread(status_dict, core.settings)
     failing = info["failed_syncs_in_a_row"] >= core.settings.health_max_failed_syncs
@@ -42,6 +41,13 @@ async def admin_sync(request: web.Request) -> web.Response:
     if not request.app[RUNNER].trigger(full=full):
         return web.json_response({"started": False, "error": "a sync is already running"}, status=409)
     return web.json_response({"started": True, "full": full}, status=202)
+
+
+async def _warm_up(core: Core) -> None:
+    try:
+        await asyncio.to_thread(core.embedder.embed_query, "warm-up")
+    except Exception:
+        log.exception("the embedding model could not be loaded; questions will fail until this is fixed")
 
 
 def build_web_app(
@@ -66,6 +72,10 @@ def build_web_app(
         add_teams_routes(app, settings=settings, assistant=core.assistant)
 
     async def start_scheduler(app: web.Application) -> None:
+        # Load the embedding model now, off the loop, rather than on the first user's question.
+        app[WARMUP] = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(core.embedder.embed_query, "warm-up")
+        )
         if with_scheduler and settings.confluence_url:
             scheduler = build_scheduler(core, runner, interval_s=interval_s)
             scheduler.start()
@@ -83,6 +93,7 @@ def build_web_app(
 
 
 SCHEDULER: web.AppKey[Any] = web.AppKey("scheduler", object)
+WARMUP: web.AppKey[Any] = web.AppKey("warmup", object)
 
 
 def serve(settings: Settings, *, host: str, port: int) -> int:

@@ -10,6 +10,8 @@ import pytest
 
 from bot.config import Settings
 
+pytest_plugins = ["tests.fakes.llm_server", "tests.fakes.redis_server", "tests.fakes.chroma_server"]
+
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"

@@ -119,11 +119,18 @@ def test_status_json(env: Path) -> None:
         ("SLACK_SIGNING_SECRET", "changeme", "SLACK_SIGNING_SECRET"),
     ],
 )
-def test_a_bad_setting_stops_with_one_line_naming_it(tmp_path: Path, variable: str, value: str, expected: str) -> None:
+def test_a_bad_setting_stops_with_one_line_naming_it(
+    tmp_path: Path, variable: str, value: str, expected: str
+) -> None:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     env[variable] = value
     proc = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "status"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "bot.cli", "status"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -134,7 +141,12 @@ def test_a_bad_setting_stops_with_one_line_naming_it(tmp_path: Path, variable: s
 def test_ingest_without_confluence_says_what_to_set(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     proc = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "ingest"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "bot.cli", "ingest"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("wikibot: CONFLUENCE_URL is not set")

@@ -37,12 +37,16 @@ def llm() -> Iterator[FakeLLM]:
 
 
 def _model(llm: FakeLLM) -> LiteLLMChatModel:
-    return LiteLLMChatModel(model="openai/wiki-test", api_base=llm.url, api_key="k", timeout_s=10, num_retries=0)
+    return LiteLLMChatModel(
+        model="openai/wiki-test", api_base=llm.url, api_key="k", timeout_s=10, num_retries=0
+    )
 
 
 @pytest.fixture
 def core(wiki: ConfluenceFake, llm: FakeLLM, tmp_path: Path) -> Iterator[Core]:
-    core = make_core(settings_for(wiki, tmp_path / "data"), embedder=HashingEmbedder(), chat_model=_model(llm))
+    core = make_core(
+        settings_for(wiki, tmp_path / "data"), embedder=HashingEmbedder(), chat_model=_model(llm)
+    )
     assert core.sync().ok
     yield core
     core.close()
@@ -147,8 +151,12 @@ async def test_a_failing_model_falls_back_to_labelled_passages(core: Core, llm: 
     assert reply.sources and reply.sources[0].page_id == "9500"
 
 
-async def test_extractive_mode_without_a_model_answers_with_links(wiki: ConfluenceFake, tmp_path: Path) -> None:
-    core = make_core(settings_for(wiki, tmp_path / "x", retrieval_min_similarity=0.2), embedder=HashingEmbedder())
+async def test_extractive_mode_without_a_model_answers_with_links(
+    wiki: ConfluenceFake, tmp_path: Path
+) -> None:
+    core = make_core(
+        settings_for(wiki, tmp_path / "x", retrieval_min_similarity=0.2), embedder=HashingEmbedder()
+    )
     try:
         core.sync()
         reply = await _ask(core, "quillprint7 printer queue")

@@ -10,11 +10,12 @@ import pytest
 
 from rag.index import ChromaIndex, open_chroma
 from rag.types import Chunk
-from tests.fakes.chroma_server import chroma_server  # noqa: F401  (fixture)
 
 
 def _chunk(n: int, text: str, page: str = "p1") -> Chunk:
-    return Chunk(f"{page}:{n}", page, "LUMEN", f"Title {page}", f"http://wiki/{page}", 1, "2026-01-01", "S", text)
+    return Chunk(
+        f"{page}:{n}", page, "LUMEN", f"Title {page}", f"http://wiki/{page}", 1, "2026-01-01", "S", text
+    )
 
 
 def _vec(i: int) -> list[float]:
@@ -66,7 +67,13 @@ def test_re_adding_changed_content_replaces_it(index: ChromaIndex) -> None:
 def test_query_returns_nearest_with_metadata(index: ChromaIndex) -> None:
     index.upsert([_chunk(0, "a"), _chunk(1, "b", page="p2")], [_vec(0), _vec(1)])
     hit, _ = index.query(_vec(1), k=1)[0]
-    assert (hit.page_id, hit.title, hit.url, hit.section, hit.version) == ("p2", "Title p2", "http://wiki/p2", "S", 1)
+    assert (hit.page_id, hit.title, hit.url, hit.section, hit.version) == (
+        "p2",
+        "Title p2",
+        "http://wiki/p2",
+        "S",
+        1,
+    )
 
 
 def test_delete_removes_only_the_named_chunks(index: ChromaIndex) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import time
-
 import pytest
 
 from bot.app import Core
@@ -50,7 +48,9 @@ def _chroma_page_ids(core: Core) -> set[str]:
     return {c.page_id for c in index.all_chunks()}
 
 
-def test_first_ingest_pages_through_every_batch_under_the_context_path(core: Core, fake: ConfluenceFake) -> None:
+def test_first_ingest_pages_through_every_batch_under_the_context_path(
+    core: Core, fake: ConfluenceFake
+) -> None:
     report = core.sync()
     visible = set(fake.page_ids()) - _restricted_sample_ids(fake)
     assert report.ok, report.errors
@@ -80,7 +80,9 @@ def test_second_ingest_fetches_no_bodies_and_embeds_nothing(
 
 
 def test_edited_page_is_re_embedded_and_its_old_text_is_gone(core: Core, fake: ConfluenceFake) -> None:
-    fake.add_page(page_id="9001", title="Badge printer", body=_body(f"The badge printer is in room {MARKER}."))
+    fake.add_page(
+        page_id="9001", title="Badge printer", body=_body(f"The badge printer is in room {MARKER}.")
+    )
     core.sync()
     assert "9001" in _found(core, MARKER)
 
@@ -95,7 +97,9 @@ def test_edited_page_is_re_embedded_and_its_old_text_is_gone(core: Core, fake: C
 
 
 @pytest.mark.parametrize("change", ["delete", "archive", "restrict", "move"])
-def test_gone_archived_restricted_or_moved_page_leaves_no_chunk(core: Core, fake: ConfluenceFake, change: str) -> None:
+def test_gone_archived_restricted_or_moved_page_leaves_no_chunk(
+    core: Core, fake: ConfluenceFake, change: str
+) -> None:
     fake.add_page(page_id="9002", title="Old fax procedure", body=_body(f"Send faxes with {MARKER}."))
     core.sync()
     assert "9002" in _chroma_page_ids(core)
@@ -174,7 +178,9 @@ def test_failure_mid_rebuild_keeps_the_previous_index_answering(core: Core, fake
     assert core.sync().ok
 
 
-def test_401_mid_incremental_keeps_the_index_and_the_next_run_catches_up(core: Core, fake: ConfluenceFake) -> None:
+def test_401_mid_incremental_keeps_the_index_and_the_next_run_catches_up(
+    core: Core, fake: ConfluenceFake
+) -> None:
     core.sync()
     fake.add_page(page_id="9004", title="Parking", body=_body(f"Parking spot {MARKER}."))
     fake.fail(401, times=100, path_contains="/search")
@@ -196,7 +202,7 @@ def test_full_rebuild_swaps_to_a_new_collection_and_drops_the_old(core: Core, fa
     report = core.sync(full=True)
     assert report.ok and report.full
     assert core.kb.active_name() != old
-    names = {c.name for c in core.kb._client.list_collections()}  # noqa: SLF001
+    names = {c.name for c in core.kb._client.list_collections()}
     assert old not in names
 
 
@@ -243,7 +249,10 @@ def test_one_unparseable_page_does_not_block_the_others(
         assert any("9005" in e for e in report.errors)
         # Not marked as indexed: the next run tries the page again.
         report2 = sync_once(
-            source=core.source, kb=core.kb, embedder=embedder, chunker=partial(chunk_page, chunk_size=800, chunk_overlap=100)
+            source=core.source,
+            kb=core.kb,
+            embedder=embedder,
+            chunker=partial(chunk_page, chunk_size=800, chunk_overlap=100),
         )
         assert report2.added == 1 and report2.ok
     finally:
@@ -251,11 +260,32 @@ def test_one_unparseable_page_does_not_block_the_others(
 
 
 def _restricted_sample_ids(fake: ConfluenceFake) -> set[str]:
+    from atlassian import Confluence
+
     from rag.confluence import ConfluenceSource
     from rag.sync import restricted_ids
-
-    from atlassian import Confluence
 
     client = Confluence(url=fake.base_url, username=USER, password=PASSWORD, cloud=True)
     refs = ConfluenceSource(client, spaces=["LUMEN"]).list_pages()
     return restricted_ids(refs)
+
+
+def test_the_same_sync_runs_against_a_chroma_server(
+    fake: ConfluenceFake, tmp_path: Path, chroma_server: tuple[str, int]
+) -> None:
+    host, port = chroma_server
+    settings = settings_for(
+        fake, tmp_path / "data", chroma_host=host, chroma_port=port, chroma_collection="srvtest"
+    )
+    core = make_core(settings, embedder=HashingEmbedder())
+    try:
+        fake.add_page(page_id="9300", title="Server mode", body=_body(f"Served by {MARKER}."))
+        first = core.sync()
+        ids = sorted(core.kb.active().ids())  # type: ignore[union-attr]
+        second = core.sync()
+        assert first.ok and second.ok and second.chunks_embedded == 0
+        assert sorted(core.kb.active().ids()) == ids  # type: ignore[union-attr]
+        assert "9300" in _found(core, MARKER)
+        assert not (tmp_path / "data" / "chroma").exists(), "server mode must not write an embedded store"
+    finally:
+        core.close()

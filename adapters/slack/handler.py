@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import texts
 from adapters.slack.events import InboundMessage, read_message
-from adapters.slack.memory import RecentKeys, ThreadMemory
+from adapters.slack.memory import KeyedLocks, RecentKeys, ThreadMemory
 from adapters.slack.ports import SlackAssistant
 from adapters.slack.render import SlackMessage, render_notice, render_reply
 from adapters.slack.sessions import Conversation, channel_prefix, is_dm_channel, valid_id
@@ -63,6 +63,7 @@ class SlackBot:
         self._seen_events = RecentKeys(ttl_s=_DEDUPE_TTL_S, max_size=_DEDUPE_MAX)
         self._seen_messages = RecentKeys(ttl_s=_DEDUPE_TTL_S, max_size=_DEDUPE_MAX)
         self._threads = ThreadMemory()
+        self._turns = KeyedLocks()
         self._socket: AsyncSocketModeHandler | None = None
         self.app = AsyncApp(
             client=client,
@@ -99,12 +100,17 @@ class SlackBot:
             bolt_request = await to_bolt_request(request)
             if not isinstance(bolt_request.body.get("event", {}), dict):
                 raise ValueError("event is not an object")
-            bolt_response = await self.app.async_dispatch(bolt_request)
         except Exception as error:
             # Bolt trusts the shape of a signed body (a list, an event that is a string...): such a body is
             # refused here rather than becoming a 500 and a redelivery loop.
             log.warning("Slack: refused a malformed request (%s: %s)", type(error).__name__, error)
             return web.json_response({"error": "malformed body"}, status=400)
+        try:
+            bolt_response = await self.app.async_dispatch(bolt_request)
+        except Exception:
+            # Our fault, maybe transient: a 500 lets Slack redeliver, and the dedupe keeps that to one answer.
+            log.exception("Slack: dispatching a request failed")
+            return web.json_response({"error": "internal error"}, status=500)
         return await to_aiohttp_response(bolt_response)
 
     async def start_socket_mode(self, app_token: str) -> None:
@@ -226,7 +232,8 @@ class SlackBot:
         # The "working" signal comes first: before the queue for a slot and before the core's retrieval.
         placeholder = await self._post(conversation, render_notice(texts.WORKING))
         self._remember(message)
-        async with self._slots:
+        # One turn at a time per session, so a quick follow-up sees the answer before it; then a free slot.
+        async with self._turns.hold(conversation.session_key), self._slots:
             reply = await self._ask(message)
         await self._deliver(conversation, render_reply(reply), placeholder)
 

@@ -6,9 +6,11 @@ README), never a double answer within Slack's retry window, which is far shorter
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 
 class RecentKeys:
@@ -90,3 +92,27 @@ def _touch(entries: OrderedDict[str, None], key: str, limit: int) -> None:
     entries.move_to_end(key)
     while len(entries) > limit:
         entries.popitem(last=False)
+
+
+class KeyedLocks:
+    """One lock per session key, alive only while someone holds or awaits it (so never more than in flight)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)

@@ -12,9 +12,15 @@ PAGE = Source(page_id="4242", title="Deploying to production", url="https://wiki
 
 class FakeAssistant:
     def __init__(
-        self, *, delay_s: float = 0.0, error: Exception | None = None, answer: str | None = None
+        self,
+        *,
+        delay_s: float = 0.0,
+        error: Exception | None = None,
+        answer: str | None = None,
+        reset_delay_s: float = 0.0,
     ) -> None:
         self.delay_s = delay_s
+        self.reset_delay_s = reset_delay_s
         self.error = error
         self.answer = answer
         self.asked: list[IncomingMessage] = []
@@ -22,10 +28,11 @@ class FakeAssistant:
 
     async def ask(self, message: IncomingMessage) -> Reply:
         self.asked.append(message)
+        # Like the core: read the history, think, then record the turn.
+        earlier = list(self.history[message.session_key])
         await asyncio.sleep(self.delay_s)
         if self.error is not None:
             raise self.error
-        earlier = list(self.history[message.session_key])
         self.history[message.session_key].append(message.text)
         text = self.answer or (
             f"**Answer** to: {message.text}\n\n"
@@ -38,6 +45,7 @@ class FakeAssistant:
         self.history.pop(session_key, None)
 
     async def reset_prefix(self, prefix: str) -> int:
+        await asyncio.sleep(self.reset_delay_s)
         keys = [key for key in self.history if key.startswith(prefix)]
         for key in keys:
             del self.history[key]

@@ -7,7 +7,7 @@ from fake_slack import BOT_ID, BOT_USER_ID
 from slack_payloads import ALICE, BOB, DM, dm, envelope, mention, message, own_message
 
 from adapters.slack.events import read_message
-from adapters.slack.memory import RecentKeys, ThreadMemory
+from adapters.slack.memory import KeyedLocks, RecentKeys, ThreadMemory
 
 
 def read(event):
@@ -88,3 +88,21 @@ def test_thread_memory_is_bounded_and_per_person():
     memory.forget_person(team_id="T", channel_id="C", user_id=ALICE)
     assert memory.threads_of(team_id="T", channel_id="C", user_id=ALICE) == ()
     assert memory.threads_of(team_id="T", channel_id="C", user_id=BOB) == ("k9",)
+
+
+async def test_keyed_locks_serialise_one_key_and_keep_nothing_afterwards():
+    import asyncio
+
+    locks = KeyedLocks()
+    order: list[str] = []
+
+    async def turn(key: str, name: str, delay: float) -> None:
+        async with locks.hold(key):
+            order.append(f"{name}+")
+            await asyncio.sleep(delay)
+            order.append(f"{name}-")
+
+    await asyncio.gather(turn("a", "a1", 0.05), turn("a", "a2", 0), turn("b", "b1", 0))
+    assert order.index("a1-") < order.index("a2+")  # same key: one after the other
+    assert order.index("b1+") < order.index("a1-")  # other key: not held up
+    assert len(locks) == 0

@@ -487,3 +487,29 @@ async def test_mention_text_reaches_the_core_without_the_bot_mention(
 async def _until(condition) -> None:
     while not condition():
         await asyncio.sleep(0.02)
+
+
+async def test_a_quick_follow_up_waits_for_the_answer_before_it(fake_slack: FakeSlack):
+    thinking = FakeAssistant(delay_s=0.3)
+    server = SlackServer(fake_slack, thinking)
+    await server.start()
+    try:
+        await server.event(dm("first question"))
+        await server.event(dm("second question"))  # sent while the first is still being answered
+        replies = await wait_answers(fake_slack, DM, None, count=2)
+    finally:
+        await server.close()
+    assert "earlier questions: none" in replies[0].text
+    assert "earlier questions: first question" in replies[1].text
+
+
+async def test_a_slow_reset_is_still_acknowledged_in_time_saying_so(fake_slack: FakeSlack):
+    sluggish = FakeAssistant(reset_delay_s=10)
+    server = SlackServer(fake_slack, sluggish, bot=custom_bot(fake_slack, sluggish, reset_timeout_s=0.3))
+    await server.start()
+    try:
+        response = await server.command(channel=DM, user=ALICE)
+    finally:
+        await server.close()
+    assert response.status == 200 and response.elapsed_s < 3.0
+    assert response.json() == {"text": texts.RESET_SLOW, "response_type": "ephemeral"}

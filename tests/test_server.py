@@ -1,0 +1,128 @@
+"""The web server's own endpoints and the scheduled sync (issue 5), over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.app import Core
+from bot.confluence_fake import ConfluenceFake
+from bot.scheduler import SyncRunner, needs_startup_sync
+from bot.server import RUNNER, build_web_app
+from tests.fakes.embedder import HashingEmbedder
+from tests.support import PASSWORD, USER, make_core, settings_for
+
+TOKEN = "s3cret-admin-token"
+
+
+@pytest.fixture
+def fake() -> Iterator[ConfluenceFake]:
+    with ConfluenceFake(username=USER, password=PASSWORD) as fake:
+        yield fake
+
+
+@pytest.fixture
+def core(fake: ConfluenceFake, tmp_path: Path) -> Iterator[Core]:
+    core = make_core(
+        settings_for(fake, tmp_path / "data", admin_token=TOKEN, health_max_failed_syncs=2),
+        embedder=HashingEmbedder(),
+    )
+    yield core
+    core.close()
+
+
+@pytest.fixture
+async def client(core: Core) -> AsyncIterator[TestClient[object, object]]:
+    app = build_web_app(core, with_scheduler=False)
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+async def test_healthz_reports_the_index_and_the_last_sync(
+    core: Core, client: TestClient[object, object]
+) -> None:
+    await asyncio.to_thread(core.sync)
+    response = await client.get("/healthz")
+    body = await response.json()
+    assert response.status == 200 and body["status"] == "ok"
+    assert body["pages"] > 20 and body["chunks"] >= body["pages"]
+    assert body["last_sync"]["ok"] is True and body["last_sync"]["added"] == body["pages"]
+
+
+async def test_healthz_fails_after_repeated_failed_syncs(
+    core: Core, fake: ConfluenceFake, client: TestClient[object, object]
+) -> None:
+    await asyncio.to_thread(core.sync)
+    fake.fail(401, times=1000)
+    await asyncio.to_thread(core.sync)
+    assert (await client.get("/healthz")).status == 200, "one failure is not yet an outage"
+    await asyncio.to_thread(core.sync)
+    response = await client.get("/healthz")
+    body = await response.json()
+    assert response.status == 503 and body["status"] == "failing"
+    assert "401" in body["last_sync"]["errors"][0]
+    assert body["pages"] > 20, "the previous index is still there"
+
+
+async def test_admin_sync_needs_the_bearer_token(client: TestClient[object, object]) -> None:
+    assert (await client.post("/admin/sync")).status == 401
+    assert (await client.post("/admin/sync", headers={"Authorization": "Bearer wrong"})).status == 401
+
+
+async def test_admin_sync_runs_a_sync_and_refuses_an_overlapping_one(
+    core: Core, client: TestClient[object, object]
+) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    first = await client.post("/admin/sync", headers=headers)
+    second = await client.post("/admin/sync", headers=headers)
+    assert first.status == 202 and second.status == 409
+    runner = client.server.app[RUNNER]
+    for _ in range(200):
+        if not runner.running:
+            break
+        await asyncio.sleep(0.05)
+    assert len(core.kb.state.recent_syncs(10)) == 1
+    assert core.kb.state.recent_syncs(1)[0]["ok"] is True
+
+
+async def test_admin_sync_is_off_without_a_token(fake: ConfluenceFake, tmp_path: Path) -> None:
+    core = make_core(settings_for(fake, tmp_path / "d"), embedder=HashingEmbedder())
+    try:
+        async with TestClient(TestServer(build_web_app(core, with_scheduler=False))) as client:
+            assert (await client.post("/admin/sync", headers={"Authorization": "Bearer "})).status == 404
+    finally:
+        core.close()
+
+
+async def test_two_overlapping_triggers_make_one_run(core: Core, fake: ConfluenceFake) -> None:
+    runner = SyncRunner(core)
+    first, second = await asyncio.gather(runner.run(), runner.run())
+    assert [r is None for r in (first, second)].count(True) == 1
+    assert len(core.kb.state.recent_syncs(10)) == 1
+
+
+def test_a_second_process_cannot_sync_the_same_data_folder(core: Core) -> None:
+    from filelock import FileLock
+
+    from bot.app import SyncBusy
+
+    with FileLock(str(core.settings.data_dir / "sync.lock")), pytest.raises(SyncBusy):
+        core.sync()
+
+
+async def test_the_scheduler_syncs_at_start_and_on_its_interval(core: Core, fake: ConfluenceFake) -> None:
+    assert needs_startup_sync(core, datetime.now(UTC))
+    app = build_web_app(core, with_scheduler=True, interval_s=0.5)
+    async with TestClient(TestServer(app)):
+        for _ in range(100):
+            if len(core.kb.state.recent_syncs(10)) >= 3:
+                break
+            await asyncio.sleep(0.1)
+    syncs = core.kb.state.recent_syncs(10)
+    assert len(syncs) >= 3
+    assert syncs[-1]["added"] > 20 and all(s["added"] == 0 for s in syncs[:-1])
