@@ -6,6 +6,8 @@ Socket Mode (SLACK_APP_TOKEN set): the app dials out to Slack; no public URL, an
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -74,6 +76,12 @@ def build_slack_bot(settings: Settings, assistant: SlackAssistant) -> SlackBot:
         raise SettingsError(
             "SLACK_SIGNING_SECRET is not set: copy it from your Slack app's Basic Information page "
             "(or set SLACK_APP_TOKEN to use Socket Mode)"
+        )
+    if os.environ.get("SLACK_CLIENT_ID") and os.environ.get("SLACK_CLIENT_SECRET"):
+        # Bolt reads these two behind our back and turns into a multi-workspace OAuth app, dropping the bot token.
+        raise SettingsError(
+            "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set: WikiBot is a single-workspace app, unset them "
+            "(Slack's SDK would otherwise ignore SLACK_BOT_TOKEN)"
         )
     # Room for the core's own model timeout and retries: this guard is only for a call that never returns.
     answer_timeout_s = settings.litellm_timeout_s * (settings.litellm_num_retries + 1) + 30

@@ -6,9 +6,10 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
-from fake_slack import FakeSlack
-from fake_slack_assistant import FakeAssistant
-from slack_harness import SlackServer
+
+from .fake_slack import FakeSlack
+from .fake_slack_assistant import FakeAssistant
+from .slack_harness import SlackServer
 
 
 @pytest.fixture(autouse=True)

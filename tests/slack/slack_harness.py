@@ -9,11 +9,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
-from slack_payloads import SIGNING_SECRET, as_json, envelope, sign, slash_command
 
 from adapters.slack import EVENTS_PATH, SLACK_BOT_KEY, SlackBot, add_slack_routes, build_web_client
 from bot.config import Settings
+
+from .fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
+from .slack_payloads import SIGNING_SECRET, as_json, envelope, sign, slash_command
 
 
 def slack_settings(fake: FakeSlack, *, socket_mode: bool = False, **overrides: Any) -> Settings:

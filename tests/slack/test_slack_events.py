@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from fake_slack import BOT_ID, BOT_USER_ID
-from slack_payloads import ALICE, BOB, DM, dm, envelope, mention, message, own_message
 
 from adapters.slack.events import read_message
 from adapters.slack.memory import KeyedLocks, RecentKeys, ThreadMemory
+
+from .fake_slack import BOT_ID, BOT_USER_ID
+from .slack_payloads import ALICE, BOB, DM, dm, envelope, mention, message, own_message
 
 
 def read(event):

@@ -6,12 +6,25 @@ import asyncio
 import time
 
 import pytest
-from fake_slack import BOT_USER_ID, FakeSlack, Posted
-from fake_slack_assistant import PAGE, FakeAssistant
-from slack_harness import SlackServer, custom_bot
-from slack_payloads import ALICE, BOB, CHANNEL, DM, as_json, dm, envelope, mention, message, own_message, sign
 
 from adapters.slack import texts
+
+from .fake_slack import BOT_USER_ID, FakeSlack, Posted
+from .fake_slack_assistant import PAGE, FakeAssistant
+from .slack_harness import SlackServer, custom_bot
+from .slack_payloads import (
+    ALICE,
+    BOB,
+    CHANNEL,
+    DM,
+    as_json,
+    dm,
+    envelope,
+    mention,
+    message,
+    own_message,
+    sign,
+)
 
 
 def answers(fake: FakeSlack, channel: str, thread_ts: str | None) -> list[Posted]:

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 import yaml
-from slack_harness import SlackServer
-from slack_payloads import ALICE, CHANNEL, DM, envelope, mention, message
 
 from adapters.slack import COMMANDS, EVENT_TYPES, EVENTS_PATH
+
+from .slack_harness import SlackServer
+from .slack_payloads import ALICE, CHANNEL, DM, envelope, mention, message
 
 MANIFEST = Path(__file__).resolve().parents[2] / "manifest" / "slack.yaml"
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from slack_payloads import envelope
 
 from adapters.slack.sessions import Conversation, channel_prefix, conversation_of
+
+from .slack_payloads import envelope
 
 T = "T0FAKE01"
 

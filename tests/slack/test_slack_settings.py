@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 from aiohttp import web
-from fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
-from fake_slack_assistant import FakeAssistant
-from slack_harness import slack_settings
 
 from adapters.slack import EVENTS_PATH, add_slack_routes
 from bot.config import SettingsError
+
+from .fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
+from .fake_slack_assistant import FakeAssistant
+from .slack_harness import slack_settings
 
 
 @pytest.mark.parametrize(
@@ -39,3 +40,10 @@ def test_http_mode_mounts_the_events_path_and_socket_mode_does_not():
     assert EVENTS_PATH in paths(http_app)
     assert EVENTS_PATH not in paths(socket_app)
     assert len(socket_app.on_startup) == len(http_app.on_startup) + 1  # the Socket Mode client starts with it
+
+
+def test_oauth_client_variables_that_would_make_bolt_drop_the_bot_token_are_refused(monkeypatch):
+    monkeypatch.setenv("SLACK_CLIENT_ID", "123.456")
+    monkeypatch.setenv("SLACK_CLIENT_SECRET", "abcdef")
+    with pytest.raises(SettingsError, match="SLACK_CLIENT_ID"):
+        add_slack_routes(web.Application(), settings=slack_settings(FakeSlack()), assistant=FakeAssistant())

@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 
 import pytest
-from fake_slack import FakeSlack
-from fake_slack_assistant import PAGE, FakeAssistant
-from slack_harness import SlackServer
-from slack_payloads import ALICE, CHANNEL, DM, dm, envelope, mention, slash_command
 
 from adapters.slack import texts
+
+from .fake_slack import FakeSlack
+from .fake_slack_assistant import PAGE, FakeAssistant
+from .slack_harness import SlackServer
+from .slack_payloads import ALICE, CHANNEL, DM, dm, envelope, mention, slash_command
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Slack adapter tests: the real Bolt app against a loopback Slack."""
