@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -60,6 +61,10 @@ class LazyEmbedder:
     @property
     def fingerprint(self) -> str:
         return self.loaded.fingerprint
+
+    @property
+    def truncated(self) -> int:
+        return int(getattr(self.loaded, "truncated", 0)) if self._embedder is not None else 0
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         return self.loaded.embed_documents(texts)
@@ -173,6 +178,25 @@ class Core:
     def source(self) -> PageSource:
         return self._source or build_source(self.settings)
 
+    def chunk_length(self) -> Callable[[str], int]:
+        """Chunk size in characters that also keeps every chunk inside the model's token window.
+
+        CHUNK_SIZE stays in characters (what deployments configure); a chunk must also fit the model's
+        max_seq_length in tokens, or its tail would be silently truncated at embedding time. Scaling the
+        token count onto the character budget expresses both limits as one length function.
+        """
+        embedder = self.embedder.loaded if isinstance(self.embedder, LazyEmbedder) else self.embedder
+        count = getattr(embedder, "count_tokens", None)
+        window = getattr(embedder, "max_seq_length", None)
+        if not callable(count) or not isinstance(window, int) or window <= 0:
+            return len
+        scale = self.settings.chunk_size / window
+
+        def length(text: str) -> int:
+            return max(len(text), math.ceil(int(count(text)) * scale))
+
+        return length
+
     def sync(self, *, full: bool = False, progress: Progress | None = None) -> SyncReport:
         """One sync under the data folder's lock: two processes never sync one index at once."""
         source = self.source
@@ -187,7 +211,10 @@ class Core:
                 kb=self.kb,
                 embedder=self.embedder,
                 chunker=partial(
-                    chunk_page, chunk_size=self.settings.chunk_size, chunk_overlap=self.settings.chunk_overlap
+                    chunk_page,
+                    chunk_size=self.settings.chunk_size,
+                    chunk_overlap=self.settings.chunk_overlap,
+                    length_function=self.chunk_length(),
                 ),
                 include_restricted=self.settings.confluence_include_restricted,
                 full=full,

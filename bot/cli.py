@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -90,23 +91,37 @@ def _lines(arg: str, stdin: TextIO) -> Iterator[str]:
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    if not enabled:
-        yield None
+def _progress(tty: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on a terminal (pages/s and ETA); otherwise a plain log line every 10 s."""
+    if tty:
+        from tqdm import tqdm
+
+        bar = tqdm(unit="page", desc="ingesting", dynamic_ncols=True)
+
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        try:
+            yield update
+        finally:
+            bar.close()
         return
-    from tqdm import tqdm
 
-    bar = tqdm(unit="page", desc="embedding", dynamic_ncols=True)
+    started = last = time.monotonic()
 
-    def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+    def log_line(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < 10 and done < total:
+            return
+        last = now
+        rate = done / max(now - started, 1e-9)
+        eta = (total - done) / rate if rate > 0 else float("inf")
+        log.info("ingest progress: %d/%d pages, %.1f pages/s, ETA %.0f s", done, total, rate, eta)
 
-    try:
-        yield update
-    finally:
-        bar.close()
+    yield log_line
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -114,7 +129,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
 
     core = build_core(settings)
     try:
-        with _progress(sys.stderr.isatty() and not args.json) as progress:
+        with _progress(sys.stderr.isatty()) as progress:
             report = core.sync(full=args.full, progress=progress)
     except SyncBusy as exc:
         print(f"wikibot: {exc}", file=sys.stderr)

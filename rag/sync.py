@@ -74,6 +74,7 @@ def sync_once(
 ) -> SyncReport:
     started = now()
     run = _Run()
+    truncated_before = int(getattr(embedder, "truncated", 0))
     rebuild = full or kb.needs_rebuild()
     active = kb.active()
     target = kb.new_collection() if rebuild or active is None else active
@@ -136,6 +137,7 @@ def sync_once(
         skipped=run.skipped,
         chunks_embedded=run.chunks_embedded,
         chunks_total=chunks,
+        chunks_truncated=int(getattr(embedder, "truncated", 0)) - truncated_before,
         errors=tuple(run.errors[:50]),
         fetch_s=run.fetch_s,
         chunk_s=run.chunk_s,
@@ -209,17 +211,19 @@ def _ingest_changed(
                 if item is _DONE:
                     break
                 if isinstance(item, Page):
+                    if item.restricted and not include_restricted:
+                        work.put(item.page_id)
+                        continue
                     t0 = time.perf_counter()
                     try:
-                        if item.restricted and not include_restricted:
-                            work.put(item.page_id)
-                            continue
-                        work.put((item, chunker(item)))
+                        chunks = chunker(item)
                     except Exception as exc:  # one bad page never blocks the others
                         run.errors.append(f"page {item.page_id} ({item.title[:80]}): cannot parse: {exc}")
                         run.skipped += 1
+                        continue
                     finally:
                         run.chunk_s += time.perf_counter() - t0
+                    work.put((item, chunks))
                 else:
                     work.put(item)
         except ConfluenceError as exc:

@@ -111,6 +111,8 @@ class SyncReport:
     skipped: int = 0
     chunks_embedded: int = 0
     chunks_total: int = 0
+    # Chunks longer than the model's window (their tail is not embedded): should stay 0.
+    chunks_truncated: int = 0
     errors: tuple[str, ...] = field(default_factory=tuple)
     # Where the time went, in seconds: what the ingest bench reports.
     fetch_s: float = 0.0
@@ -135,6 +137,7 @@ class SyncReport:
             "skipped": self.skipped,
             "chunks_embedded": self.chunks_embedded,
             "chunks_total": self.chunks_total,
+            "chunks_truncated": self.chunks_truncated,
             "duration_s": round(self.duration_s, 3),
             "time_split_s": {
                 "fetch": round(self.fetch_s, 3),
