@@ -10,7 +10,12 @@ import pytest
 
 from bot.config import Settings
 
-pytest_plugins = ["tests.fakes.llm_server", "tests.fakes.redis_server", "tests.fakes.chroma_server"]
+pytest_plugins = [
+    "tests.fakes.llm_server",
+    "tests.fakes.redis_server",
+    "tests.fakes.chroma_server",
+    "tests.e2e_core",
+]
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 os.environ["HF_HUB_OFFLINE"] = "1"

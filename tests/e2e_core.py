@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from bot.app import Core
 from bot.confluence_fake import ConfluenceFake
 from rag.llm import LiteLLMChatModel
@@ -34,3 +36,15 @@ def real_core(data_dir: Path, llm: FakeLLM) -> Iterator[Core]:
             yield core
         finally:
             core.close()
+
+
+@pytest.fixture
+def e2e_llm() -> Iterator[FakeLLM]:
+    with FakeLLM() as fake:
+        yield fake
+
+
+@pytest.fixture
+def e2e_core(tmp_path: Path, e2e_llm: FakeLLM) -> Iterator[Core]:
+    with real_core(tmp_path / "data", e2e_llm) as core:
+        yield core

@@ -152,3 +152,16 @@ def test_ingest_without_confluence_says_what_to_set(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("wikibot: CONFLUENCE_URL is not set")
+
+
+def _wikibot(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a fresh process with a bare environment: what an operator's script sees."""
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env={**base, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from bot.app import Core
-from tests.e2e_core import PRINTER_PAGE, real_core
+from tests.e2e_core import PRINTER_PAGE
 from tests.fakes.llm_server import FakeLLM, content_text
 
 from .conftest import Identity, TeamsBot, start_bot, teams_settings
@@ -17,15 +16,13 @@ from .connector_fake import ConnectorFake
 
 
 @pytest.fixture
-def llm() -> Iterator[FakeLLM]:
-    with FakeLLM() as fake:
-        yield fake
+def llm(e2e_llm: FakeLLM) -> FakeLLM:
+    return e2e_llm
 
 
 @pytest.fixture
-def core(tmp_path: Path, llm: FakeLLM) -> Iterator[Core]:
-    with real_core(tmp_path / "data", llm) as core:
-        yield core
+def core(e2e_core: Core) -> Core:
+    return e2e_core
 
 
 @pytest.fixture
