@@ -74,17 +74,21 @@ class LazyEmbedder:
 
 
 def build_embedder(settings: Settings) -> Embedder:
+    from rag.embedding import EmbedderError
     from rag.embedding import build_embedder as build
 
-    return cast(
-        Embedder,
-        build(
-            settings.embed_model,
-            backend=settings.embed_backend,
-            cache_dir=settings.model_cache_path,
-            batch_size=settings.embed_batch_size,
-        ),
-    )
+    try:
+        return cast(
+            Embedder,
+            build(
+                settings.embed_model,
+                backend=settings.embed_backend,
+                cache_dir=settings.model_cache_path,
+                batch_size=settings.embed_batch_size,
+            ),
+        )
+    except EmbedderError as exc:
+        raise SettingsError(f"EMBED_MODEL: {exc}") from None
 
 
 def build_chat_model(settings: Settings) -> ChatModel | None:
@@ -107,6 +111,16 @@ def build_chat_model(settings: Settings) -> ChatModel | None:
 
 
 def build_sessions(settings: Settings) -> SessionStore:
+    from rag.sessions import SessionStoreError
+
+    try:
+        return _sessions(settings)
+    except SessionStoreError as exc:
+        name = "REDIS_URL" if settings.redis_url.get_secret_value() else "SESSION_DB_PATH"
+        raise SettingsError(f"{name}: {exc}") from None
+
+
+def _sessions(settings: Settings) -> SessionStore:
     from rag.sessions import RedisSessionStore, SqliteSessionStore
 
     idle = settings.session_idle_minutes * 60.0
@@ -240,12 +254,18 @@ def build_core(
     quiet_libraries()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     emb: Embedder = embedder or LazyEmbedder(partial(build_embedder, settings))
-    client = open_chroma(
-        path=settings.chroma_path,
-        host=settings.chroma_host,
-        port=settings.chroma_port,
-        ssl=settings.chroma_ssl,
-    )
+    try:
+        client = open_chroma(
+            path=settings.chroma_path,
+            host=settings.chroma_host,
+            port=settings.chroma_port,
+            ssl=settings.chroma_ssl,
+        )
+    except ValueError as exc:
+        where = (
+            f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else settings.chroma_path
+        )
+        raise SettingsError(f"CHROMA_HOST: cannot open the Chroma index at {where}: {exc}") from None
     state = StateStore(settings.state_path)
     kb = KnowledgeBase(client, state, prefix=settings.chroma_collection, fingerprint=lambda: emb.fingerprint)
     retriever = HybridRetriever(
@@ -256,9 +276,12 @@ def build_core(
         mode=settings.retrieval_mode,
     )
     store = sessions or build_sessions(settings)
-    system_prompt = (
-        settings.system_prompt_file.read_text(encoding="utf-8") if settings.system_prompt_file else None
-    )
+    try:
+        system_prompt = (
+            settings.system_prompt_file.read_text(encoding="utf-8") if settings.system_prompt_file else None
+        )
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"SYSTEM_PROMPT_FILE: cannot read {settings.system_prompt_file}: {exc}") from None
     assistant = WikiAssistant(
         retriever=retriever,
         sessions=store,

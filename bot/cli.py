@@ -197,6 +197,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings, out: TextIO, stdin: Te
     from rag.types import IncomingMessage
 
     core = build_core(settings)
+    _ = core.embedder.fingerprint  # loads the model now: a bad EMBED_MODEL is one line, not a failed answer
     session = args.session or f"cli:{uuid.uuid4()}"
 
     async def run() -> int:
@@ -233,6 +234,7 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_core
 
     core = build_core(settings)
+    _ = core.embedder.fingerprint
     try:
         asyncio.run(chat(core.assistant, session_key=args.session or f"terminal:{uuid.uuid4()}"))
     except KeyboardInterrupt:

@@ -140,6 +140,21 @@ def test_a_bad_setting_stops_with_one_line_naming_it(
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"EMBED_MODEL": "/nonexistent/model"}, "wikibot: EMBED_MODEL"),
+        ({"CHROMA_HOST": "127.0.0.1", "CHROMA_PORT": "9"}, "wikibot: CHROMA_HOST"),
+        ({"REDIS_URL": "redis://127.0.0.1:9/0"}, "wikibot: REDIS_URL"),
+        ({"SYSTEM_PROMPT_FILE": "/nonexistent/prompt.txt"}, "wikibot: SYSTEM_PROMPT_FILE"),
+    ],
+)
+def test_unusable_resources_are_named_in_one_line(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    proc = _wikibot(tmp_path, "ask", "hello?", **env)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and proc.stderr.startswith(expected)
+
+
 def test_ingest_without_confluence_says_what_to_set(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     proc = subprocess.run(
