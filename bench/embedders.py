@@ -1,10 +1,11 @@
 """Torch fp32 against ONNX int8 for the embedder: speed, memory, agreement and retrieval quality.
 
-    .venv/bin/python bench/embedders.py [--texts 400] [--batch-size 32]
+    .venv/bin/python bench/embedders.py [--texts 1000] [--batch-size 32]
 
-Each backend runs in its own process so that peak RSS is its own. Texts are ~800-character windows of
-the sample wiki's pages (bot/sample_wiki); with bench/questions.json, recall@5 and MRR of brute-force
-cosine search over those windows are reported per backend (a hit is a window of a relevant page).
+Each backend runs in its own process so that peak RSS is its own. Texts are the sample wiki's pages
+(bot/sample_wiki) cut by `rag.chunking.chunk_page` as an ingest cuts them (CHUNK_SIZE 1000, overlap 150,
+token-aware); with bench/questions.json, recall@5 and MRR of brute-force cosine search over those chunks
+are reported per backend (a hit is a chunk of a relevant page).
 Prints one JSON object.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -20,27 +22,42 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bs4 import BeautifulSoup
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.embedding import build_embedder  # noqa: E402
+from rag.chunking import chunk_page  # noqa: E402
+from rag.embedding import build_embedder, resolve_model  # noqa: E402
+from rag.types import Page  # noqa: E402
 
 WIKI = ROOT / "bot" / "sample_wiki"
 QUESTIONS = ROOT / "bench" / "questions.json"
 
 
-def wiki_windows(size: int = 800, stride: int = 400) -> list[tuple[str, str]]:
-    """(page_id, text) windows over each page's plain text, prefixed with its title as the chunker does."""
+def wiki_chunks(chunk_size: int = 1000, overlap: int = 150, window: int = 256) -> list[tuple[str, str]]:
+    """(page_id, text) chunks of each page, sized in characters and tokens as bot/app.py sizes them."""
+    from tokenizers import Tokenizer
+
+    counter = Tokenizer.from_file(str(resolve_model("all-MiniLM-L6-v2").path / "tokenizer.json"))
+    counter.no_truncation()
+    counter.no_padding()
+    scale = chunk_size / window
+
+    def length(text: str) -> int:
+        return max(len(text), math.ceil(len(counter.encode(text).ids) * scale))
+
     out: list[tuple[str, str]] = []
-    for page in json.loads((WIKI / "space.json").read_text(encoding="utf-8")):
-        body = (WIKI / page["file"]).read_text(encoding="utf-8")
-        text = " ".join(BeautifulSoup(body, "html.parser").get_text(" ").split())
-        for start in range(0, max(len(text) - stride, 1), stride):
-            window = text[start : start + size]
-            cut = window.rfind(" ") if start + size < len(text) else len(window)
-            out.append((page["id"], f"{page['title']}\n{window[: cut if cut > 0 else None]}"))
+    for entry in json.loads((WIKI / "space.json").read_text(encoding="utf-8")):
+        page = Page(
+            page_id=str(entry["id"]),
+            space="LUMEN",
+            title=str(entry["title"]),
+            version=1,
+            url="http://wiki.invalid/",
+            body=(WIKI / entry["file"]).read_text(encoding="utf-8"),
+        )
+        chunks = chunk_page(page, chunk_size=chunk_size, chunk_overlap=overlap, length_function=length)
+        out += [(c.page_id, c.text) for c in chunks]
     return out
 
 
@@ -96,7 +113,7 @@ def retrieval(docs: np.ndarray, queries: np.ndarray, page_ids: list[str], k: int
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--texts", type=int, default=400)
+    parser.add_argument("--texts", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--worker", nargs=4, metavar=("BACKEND", "CACHE", "TEXTS", "OUT"))
     args = parser.parse_args()
@@ -105,7 +122,7 @@ def main() -> None:
         worker(backend, Path(cache), Path(texts), Path(out), args.batch_size)
         return
 
-    windows = wiki_windows()
+    windows = wiki_chunks()
     page_ids = [p for p, _ in windows]
     texts = [t for _, t in windows]
     while len(texts) < args.texts:  # the sample wiki is small: repeat with a marker so texts stay distinct
@@ -114,7 +131,7 @@ def main() -> None:
     report: dict[str, object] = {
         "texts": len(texts),
         "mean_chars": round(sum(map(len, texts)) / len(texts)),
-        "wiki_windows": len(windows),
+        "wiki_chunks": len(windows),
     }
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

