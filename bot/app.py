@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cached_property, partial
+from functools import cached_property, lru_cache, partial
 from typing import cast
 
 from filelock import FileLock, Timeout
@@ -206,7 +206,12 @@ class Core:
             return len
         scale = self.settings.chunk_size / window
 
+        @lru_cache(maxsize=8192)
         def length(text: str) -> int:
+            # A WordPiece token covers at least one character: a text this short cannot overflow the
+            # window, and the splitter measures many such pieces, so skip the tokenizer for them.
+            if len(text) + 2 <= window:
+                return len(text)
             return max(len(text), math.ceil(int(count(text)) * scale))
 
         return length

@@ -137,15 +137,21 @@ class _Sizer:
         self.length = length
 
     def header(self, trail: tuple[str, ...]) -> str:
-        """`title`, `breadcrumb > title`, `section trail`, blank line; shortened to half a chunk at most."""
+        """`breadcrumb > title`, `section trail`, blank line; shortened to half a chunk at most.
+
+        Every header token is embedded once per chunk, so nothing in it is said twice: the title once, and
+        a first heading that repeats the title (a common page layout) is left out of the trail.
+        """
         title = _clean(self.page.title)
         crumbs = [_clean(c) for c in self.page.breadcrumb if _clean(c)]
         section = [_clean(h) for h in trail if _clean(h)]
+        if section and section[0].casefold() == title.casefold():
+            section = section[1:]
         candidates = [
-            [title, " > ".join([*crumbs, title]) if crumbs else "", " > ".join(section)],
-            [title, "", " > ".join(section)],
-            [title, "", section[-1] if section else ""],
-            [title, "", ""],
+            [" > ".join([*crumbs, title]) if crumbs else title, " > ".join(section)],
+            [title, " > ".join(section)],
+            [title, section[-1] if section else ""],
+            [title, ""],
         ]
         limit = self.chunk_size // 2
         for lines in candidates:
