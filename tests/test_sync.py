@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -260,14 +261,7 @@ def test_one_unparseable_page_does_not_block_the_others(
 
 
 def _restricted_sample_ids(fake: ConfluenceFake) -> set[str]:
-    from atlassian import Confluence
-
-    from rag.confluence import ConfluenceSource
-    from rag.sync import restricted_ids
-
-    client = Confluence(url=fake.base_url, username=USER, password=PASSWORD, cloud=True)
-    refs = ConfluenceSource(client, spaces=["LUMEN"]).list_pages()
-    return restricted_ids(refs)
+    return _restricted_ids_of(fake, username=USER, password=PASSWORD, cloud=True)
 
 
 def test_the_same_sync_runs_against_a_chroma_server(
@@ -289,3 +283,37 @@ def test_the_same_sync_runs_against_a_chroma_server(
         assert not (tmp_path / "data" / "chroma").exists(), "server mode must not write an embedded store"
     finally:
         core.close()
+
+
+@pytest.mark.parametrize("context_path", ["", "/confluence"])
+def test_data_center_with_a_personal_access_token_pages_to_the_end(tmp_path: Path, context_path: str) -> None:
+    with ConfluenceFake(context_path=context_path, token="dc-pat", max_limit=5, max_limit_with_body=3) as dc:
+        settings = settings_for(
+            None,
+            tmp_path / "data",
+            confluence_url=dc.base_url,
+            confluence_token="dc-pat",
+            confluence_cloud=False,
+        )
+        core = make_core(settings, embedder=HashingEmbedder())
+        try:
+            report = core.sync()
+            assert report.ok, report.errors
+            assert report.added == len(
+                set(dc.page_ids()) - _restricted_ids_of(dc, token="dc-pat", cloud=False)
+            )
+            assert all(r.path.startswith(f"{context_path}/rest/api/") for r in dc.requests)
+            assert all(r.status == 200 for r in dc.requests)
+        finally:
+            core.close()
+
+
+def _restricted_ids_of(fake: ConfluenceFake, **auth: Any) -> set[str]:
+    """Which sample pages are restricted, asked of the fake through the real client."""
+    from atlassian import Confluence
+
+    from rag.confluence import ConfluenceSource
+    from rag.sync import restricted_ids
+
+    client = Confluence(url=fake.base_url, **auth)
+    return restricted_ids(ConfluenceSource(client, spaces=["LUMEN"]).list_pages())
