@@ -34,6 +34,30 @@ class SyncBusy(Exception):
     """Another sync holds the data folder's lock."""
 
 
+def server_lock(settings: Settings) -> FileLock:
+    """Held by `serve` for its lifetime when Chroma is embedded.
+
+    An embedded Chroma store is not safe to write from a second process (readers keep their own cached
+    vector index), so a CLI ingest next to a running server must go through the server instead.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(settings.data_dir / "serve.lock"))
+
+
+def ensure_no_server(settings: Settings) -> None:
+    if settings.chroma_host:
+        return
+    lock = server_lock(settings)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SyncBusy(
+            f"a wikibot server is using {settings.data_dir}: trigger the sync with POST /admin/sync "
+            "(ADMIN_TOKEN), or run Chroma as a server (CHROMA_HOST) to ingest from another process"
+        ) from None
+    lock.release()
+
+
 def quiet_libraries() -> None:
     """Keeps libraries from reaching the network at import or run time: we are offline-first."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -218,7 +242,9 @@ class Core:
 
         return length
 
-    def sync(self, *, full: bool = False, progress: Progress | None = None) -> SyncReport:
+    def sync(
+        self, *, full: bool = False, progress: Progress | None = None, stop: threading.Event | None = None
+    ) -> SyncReport:
         """One sync under the data folder's lock: two processes never sync one index at once."""
         source = self.source
         lock = FileLock(str(self.settings.data_dir / "sync.lock"))
@@ -240,6 +266,7 @@ class Core:
                 include_restricted=self.settings.confluence_include_restricted,
                 full=full,
                 progress=progress,
+                stop=stop,
             )
         finally:
             lock.release()

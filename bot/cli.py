@@ -21,6 +21,13 @@ log = logging.getLogger("wikibot")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+def _top_k(value: str) -> int:
+    k = int(value) if value.strip().isdigit() else 0
+    if not 1 <= k <= 50:
+        raise argparse.ArgumentTypeError("must be a whole number from 1 to 50")
+    return k
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wikibot", description="Answers questions from your Confluence wiki."
@@ -39,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="show the passages retrieval finds")
     p.add_argument("query", help="the query, or - to read one query per line from standard input")
-    p.add_argument("-k", type=int, default=None, help="how many passages")
+    p.add_argument("-k", type=_top_k, default=None, help="how many passages (1-50)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("ask", help="answer one question with cited pages")
@@ -125,8 +132,13 @@ def _progress(tty: bool) -> Iterator[Callable[[int, int], None]]:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from bot.app import SyncBusy, build_core
+    from bot.app import SyncBusy, build_core, ensure_no_server
 
+    try:
+        ensure_no_server(settings)
+    except SyncBusy as exc:
+        print(f"wikibot: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     core = build_core(settings)
     try:
         with _progress(sys.stderr.isatty()) as progress:
@@ -208,6 +220,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings, out: TextIO, stdin: Te
             )
             if reply.mode == "refusal" and args.question != "-":
                 status = EXIT_USAGE
+            elif reply.mode == "error":
+                status = EXIT_FAILED
             if args.json or args.question == "-":
                 _dump(
                     {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -22,6 +23,8 @@ class SyncRunner:
         self._core = core
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[SyncReport | None]] = set()
+        # A running sync is in a worker thread that cancel() cannot reach: it checks this between batches.
+        self._stop = threading.Event()
 
     @property
     def running(self) -> bool:
@@ -33,7 +36,7 @@ class SyncRunner:
             return None
         async with self._lock:
             try:
-                return await asyncio.to_thread(self._core.sync, full=full)
+                return await asyncio.to_thread(self._core.sync, full=full, stop=self._stop)
             except SyncBusy as exc:
                 log.info("%s", exc)
                 return None
@@ -52,21 +55,25 @@ class SyncRunner:
         return True
 
     async def close(self) -> None:
+        self._stop.set()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def needs_startup_sync(core: Core, now: datetime) -> bool:
-    """An empty index, or one older than an interval, is synced at start-up rather than after a tick."""
-    if core.kb.active_name() is None:
+    """An empty index, one older than an interval, or one built by another embedding model is synced at
+    start-up rather than after a tick. Blocking (it may load the model): call it from a thread."""
+    if core.kb.active_name() is None or core.kb.needs_rebuild():
         return True
     last = core.kb.state.last_success()
     interval = timedelta(minutes=core.settings.sync_interval_minutes)
     return last is None or now - last > interval
 
 
-def build_scheduler(core: Core, runner: SyncRunner, *, interval_s: float | None = None) -> AsyncIOScheduler:
+def build_scheduler(
+    core: Core, runner: SyncRunner, *, start_now: bool, interval_s: float | None = None
+) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=UTC)
     now = datetime.now(UTC)
     seconds = interval_s if interval_s is not None else core.settings.sync_interval_minutes * 60.0
@@ -78,6 +85,6 @@ def build_scheduler(core: Core, runner: SyncRunner, *, interval_s: float | None 
         max_instances=1,
         coalesce=True,
         misfire_grace_time=int(max(seconds, 1)),
-        next_run_time=now if needs_startup_sync(core, now) else now + timedelta(seconds=seconds),
+        next_run_time=now if start_now else now + timedelta(seconds=seconds),
     )
     return scheduler

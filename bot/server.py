@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from filelock import Timeout
 
-from bot.app import Core, build_core
-from bot.config import Settings
-from bot.scheduler import SyncRunner, build_scheduler
+from bot.app import Core, build_core, server_lock
+from bot.config import Settings, SettingsError
+from bot.scheduler import SyncRunner, build_scheduler, needs_startup_sync
 from bot.status import status_dict
 
 log = logging.getLogger(__name__)
@@ -26,16 +28,25 @@ async def healthz(request: web.Request) -> web.Response:
     failing = info["failed_syncs_in_a_row"] >= core.settings.health_max_failed_syncs
     info["status"] = "failing" if failing else "ok"
     info["sync_running"] = request.app[RUNNER].running
+    last = info.get("last_sync")
+    if isinstance(last, dict) and not _is_admin(request, core):
+        # The endpoint is public (load balancers, Slack's network): error texts name pages, so they are
+        # for the admin token only; everyone sees how many there were.
+        last["errors"] = len(last.get("errors") or [])
     return web.json_response(info, status=503 if failing else 200)
+
+
+def _is_admin(request: web.Request, core: Core) -> bool:
+    expected = core.settings.admin_token.get_secret_value()
+    given = request.headers.get("Authorization", "")
+    return bool(expected) and hmac.compare_digest(given.encode(), f"Bearer {expected}".encode())
 
 
 async def admin_sync(request: web.Request) -> web.Response:
     core = request.app[CORE]
-    expected = core.settings.admin_token.get_secret_value()
-    if not expected:
+    if not core.settings.admin_token.get_secret_value():
         raise web.HTTPNotFound()
-    given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+    if not _is_admin(request, core):
         return web.json_response({"error": "a valid bearer token is required"}, status=401)
     full = request.query.get("full", "") in ("1", "true", "yes")
     if not request.app[RUNNER].trigger(full=full):
@@ -77,7 +88,8 @@ def build_web_app(
             asyncio.to_thread(core.embedder.embed_query, "warm-up")
         )
         if with_scheduler and settings.confluence_url:
-            scheduler = build_scheduler(core, runner, interval_s=interval_s)
+            start_now = await asyncio.to_thread(needs_startup_sync, core, datetime.now(UTC))
+            scheduler = build_scheduler(core, runner, start_now=start_now, interval_s=interval_s)
             scheduler.start()
             app[SCHEDULER] = scheduler
 
@@ -97,6 +109,15 @@ WARMUP: web.AppKey[Any] = web.AppKey("warmup", object)
 
 
 def serve(settings: Settings, *, host: str, port: int) -> int:
+    lock = server_lock(settings)
+    if not settings.chroma_host:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise SettingsError(
+                f"DATA_DIR: another wikibot server already uses {settings.data_dir}; give each its own "
+                "data folder, or share a Chroma server (CHROMA_HOST) and Redis (REDIS_URL)"
+            ) from None
     core = build_core(settings)
     if not (settings.slack_enabled or settings.teams_enabled):
         log.warning("neither Slack nor Teams is configured: serving only /healthz and /admin/sync")
@@ -106,4 +127,6 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
         web.run_app(build_web_app(core), host=host, port=port, print=None)
     finally:
         core.close()
+        if lock.is_locked:
+            lock.release()
     return 0

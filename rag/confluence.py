@@ -43,11 +43,17 @@ def _quote_cql(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _restricted(content: Mapping[str, Any]) -> bool:
-    read = (content.get("restrictions") or {}).get("read") or {}
-    restrictions = read.get("restrictions") or {}
+def _restricted(content: Mapping[str, Any], *, missing: bool) -> bool:
+    """Whether the page has read restrictions; `missing` is the answer when Confluence did not say."""
+    restrictions = content.get("restrictions")
+    read = restrictions.get("read") if isinstance(restrictions, dict) else None
+    inner = read.get("restrictions") if isinstance(read, dict) else None
+    if not isinstance(inner, dict):
+        return missing
     for kind in ("user", "group"):
-        entry = restrictions.get(kind) or {}
+        entry = inner.get(kind)
+        if not isinstance(entry, dict):
+            continue
         if entry.get("results") or int(entry.get("size") or 0) > 0:
             return True
     return False
@@ -77,12 +83,20 @@ class ConfluenceSource:
 
     def list_pages(self) -> list[PageRef]:
         refs: list[PageRef] = []
+        unknown = 0
         for space in self._spaces:
             params = {"spaceKey": space, "type": "page", "status": "current", "expand": LIST_EXPAND}
             for content in self._paged("rest/api/content", params):
                 ref = self._ref(content, space)
                 if ref is not None:
                     refs.append(ref)
+                    unknown += not isinstance(content.get("restrictions"), dict)
+        if unknown:
+            log.warning(
+                "Confluence did not return read restrictions for %d pages: they count as restricted and are "
+                "not indexed (set CONFLUENCE_INCLUDE_RESTRICTED=true only if every bot user may read them)",
+                unknown,
+            )
         return refs
 
     def pages_modified_since(self, since: datetime | None) -> Iterator[Page]:
@@ -156,9 +170,11 @@ class ConfluenceSource:
                 title=str(content.get("title") or ""),
                 version=int((content.get("version") or {}).get("number") or 0),
                 ancestor_ids=tuple(str(a["id"]) for a in content.get("ancestors") or [] if "id" in a),
-                restricted=_restricted(content),
+                # The listing decides what may be indexed: when a proxy or server drops the restrictions
+                # we asked for, the page counts as restricted (fail closed), not as public.
+                restricted=_restricted(content, missing=True),
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             log.warning("skipping a malformed page entry in space %s", space)
             return None
 
@@ -178,7 +194,7 @@ class ConfluenceSource:
                 body=str(body),
                 last_modified=str(version.get("when") or ""),
                 breadcrumb=tuple(str(a.get("title") or "") for a in content.get("ancestors") or []),
-                restricted=_restricted(content),
+                restricted=_restricted(content, missing=False),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             log.warning("skipping a malformed page %r", content.get("id"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -9,6 +10,8 @@ from rag.knowledge import KnowledgeBase
 from rag.lexical import LexicalIndex
 from rag.ports import Embedder
 from rag.types import Chunk, Hit
+
+log = logging.getLogger(__name__)
 
 # The usual RRF constant: damps the head so one list cannot dominate.
 RRF_K = 60
@@ -20,6 +23,8 @@ class Retrieved:
     # Cosine similarity of the best dense match: how close the wiki came to the question at all.
     best_similarity: float
     best_lexical: float
+    # False when the index was built by another embedding model (a rebuild is pending): lexical only.
+    dense_used: bool = True
 
 
 def fuse(rankings: Sequence[Sequence[Chunk]], *, k: int, max_per_page: int) -> list[Hit]:
@@ -63,6 +68,7 @@ class HybridRetriever:
         self._max_per_page = max_per_page
         self._mode = mode
         self._lexical = lexical or LexicalIndex()
+        self._warned_for: str | None = None
 
     def ready(self) -> bool:
         index = self._kb.active()
@@ -76,13 +82,30 @@ class HybridRetriever:
         candidates = max(4 * k, 20)
         dense: list[tuple[Chunk, float]] = []
         lexical: list[tuple[Chunk, float]] = []
-        if self._mode in ("hybrid", "dense"):
+        # Query vectors of one model against an index of another are meaningless (or of another size):
+        # until the rebuild is done, lexical retrieval answers alone.
+        use_dense = self._mode in ("hybrid", "dense") and self._same_model()
+        if use_dense:
             dense = index.query(self._embedder.embed_query(query), k=candidates)
-        if self._mode in ("hybrid", "lexical"):
+        if self._mode in ("hybrid", "lexical") or not use_dense:
             key = (index.name, self._kb.state.revision())
             lexical = self._lexical.search(query, key=key, load=index.all_chunks, k=candidates)
         rankings = [[c for c, _ in dense], [c for c, _ in lexical]]
         hits = fuse([r for r in rankings if r], k=k, max_per_page=self._max_per_page)
         best_similarity = max((1.0 - d for _, d in dense), default=0.0)
         best_lexical = max((s for _, s in lexical), default=0.0)
-        return Retrieved(tuple(hits), best_similarity, best_lexical)
+        return Retrieved(tuple(hits), best_similarity, best_lexical, dense_used=use_dense)
+
+    def _same_model(self) -> bool:
+        built_with = self._kb.state.get("active_fingerprint")
+        if built_with == self._embedder.fingerprint:
+            return True
+        if built_with == self._warned_for:
+            return False
+        self._warned_for = built_with
+        log.warning(
+            "the index was built with %s but the embedder is %s: lexical retrieval only until it is rebuilt",
+            built_with,
+            self._embedder.fingerprint,
+        )
+        return False

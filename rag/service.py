@@ -54,7 +54,9 @@ class WikiAssistant:
         text = message.text.strip()
         command = parse_command(text)
         if command is Command.RESET:
-            await self.reset(message.session_key)
+            # In the session's turn: an answer still running must not write its turn after the reset.
+            async with self._lock_of(message.session_key):
+                await self.reset(message.session_key)
             return Reply(text=RESET_DONE, grounded=False, mode="refusal")
         if command is Command.HELP:
             return Reply(text=HELP_TEXT, grounded=False, mode="refusal")
@@ -67,16 +69,19 @@ class WikiAssistant:
                 grounded=False,
                 mode="refusal",
             )
-        lock = self._locks.get(message.session_key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[message.session_key] = lock
-        async with lock:
+        async with self._lock_of(message.session_key):
             try:
                 return await self._answer(message.session_key, text)
             except Exception:
                 log.exception("answering failed for session %s", message.session_key[:80])
                 return Reply(text=BROKEN, grounded=False, mode="error")
+
+    def _lock_of(self, session_key: str) -> asyncio.Lock:
+        lock = self._locks.get(session_key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[session_key] = lock
+        return lock
 
     async def reset(self, session_key: str) -> None:
         await asyncio.to_thread(self._sessions.reset, session_key)
@@ -95,7 +100,7 @@ class WikiAssistant:
             ready = await asyncio.to_thread(self._retriever.ready)
             reply = not_found(language) if ready else Reply(text=EMPTY_INDEX, grounded=False, mode="error")
         elif self._model is None:
-            if retrieved.best_similarity < self._min_similarity:
+            if retrieved.dense_used and retrieved.best_similarity < self._min_similarity:
                 reply = not_found(language)
             else:
                 reply = extractive(retrieved.hits, language, intro=EXTRACTIVE_INTRO)

@@ -61,6 +61,10 @@ class _Run:
 _DONE = object()
 
 
+class SyncAborted(Exception):
+    """Stops a run: the embedder or the index failed, or the process is shutting down."""
+
+
 def sync_once(
     *,
     source: PageSource,
@@ -70,50 +74,34 @@ def sync_once(
     include_restricted: bool = False,
     full: bool = False,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SyncReport:
+    """One sync. Never raises: whatever happens is in the report, and readers keep a whole index.
+
+    `ok` is False when the run itself failed (Confluence unreadable, the embedder or the index failing,
+    a shutdown): then a rebuild is thrown away and the next run starts from the same point. A page that
+    cannot be parsed is skipped and listed in `errors` without failing the run; as it is not recorded as
+    indexed, every later run tries it again.
+    """
     started = now()
     run = _Run()
     truncated_before = int(getattr(embedder, "truncated", 0))
     rebuild = full or kb.needs_rebuild()
     active = kb.active()
     target = kb.new_collection() if rebuild or active is None else active
-    known = kb.state.pages(target.name)
-
-    refs: list[PageRef] = []
     try:
-        t0 = time.perf_counter()
-        refs = source.list_pages()
-        run.fetch_s += time.perf_counter() - t0
-    except ConfluenceError as exc:
-        run.errors.append(f"listing pages: {exc}")
+        _sync(source, target, kb, embedder, chunker, include_restricted, rebuild, run, progress, stop)
+    except SyncAborted as exc:
+        run.errors.append(str(exc))
+        run.fatal = True
+    except Exception as exc:
+        log.exception("sync failed")
+        run.errors.append(f"sync aborted: {type(exc).__name__}: {str(exc)[:300]}")
         run.fatal = True
 
-    if not run.fatal:
-        hidden = set() if include_restricted else restricted_ids(refs)
-        wanted = {r.page_id: r for r in refs if r.page_id not in hidden}
-        changed = {pid for pid, r in wanted.items() if pid not in known or known[pid].version != r.version}
-        run.unchanged = len(wanted) - len(changed)
-        if changed:
-            since = None if rebuild else kb.state.last_success()
-            _ingest_changed(
-                source,
-                target,
-                kb,
-                embedder,
-                chunker,
-                changed,
-                known,
-                since,
-                include_restricted,
-                hidden,
-                run,
-                progress,
-            )
-        gone = [pid for pid in known if pid not in wanted]
-        _remove(target, kb, [known[pid] for pid in gone], run)
-
     if rebuild:
+        # A rebuild replaces what readers use: only a complete one is activated.
         if run.fatal:
             kb.discard(target.name)
         else:
@@ -121,7 +109,7 @@ def sync_once(
     elif run.added or run.updated or run.removed:
         kb.state.bump_revision()
 
-    ok = not run.errors
+    ok = not run.fatal
     if ok:
         kb.state.set("last_success_started_at", started.isoformat())
     pages, chunks, _ = kb.state.counts(kb.active_name() or "")
@@ -166,6 +154,50 @@ def sync_once(
     return report
 
 
+def _sync(
+    source: PageSource,
+    target: ChromaIndex,
+    kb: KnowledgeBase,
+    embedder: Embedder,
+    chunker: Chunker,
+    include_restricted: bool,
+    rebuild: bool,
+    run: _Run,
+    progress: Progress | None,
+    stop: threading.Event | None,
+) -> None:
+    known = kb.state.pages(target.name)
+    try:
+        t0 = time.perf_counter()
+        refs = source.list_pages()
+        run.fetch_s += time.perf_counter() - t0
+    except ConfluenceError as exc:
+        raise SyncAborted(f"listing pages: {exc}") from exc
+
+    hidden = set() if include_restricted else restricted_ids(refs)
+    wanted = {r.page_id: r for r in refs if r.page_id not in hidden}
+    changed = {pid for pid, r in wanted.items() if pid not in known or known[pid].version != r.version}
+    run.unchanged = len(wanted) - len(changed)
+    if changed:
+        since = None if rebuild else kb.state.last_success()
+        _ingest_changed(
+            source,
+            target,
+            kb,
+            embedder,
+            chunker,
+            changed,
+            known,
+            since,
+            include_restricted,
+            run,
+            progress,
+            stop,
+        )
+    gone = [pid for pid in known if pid not in wanted]
+    _remove(target, kb, [known[pid] for pid in gone], run)
+
+
 def _fetch(
     source: PageSource,
     changed: set[str],
@@ -194,12 +226,13 @@ def _ingest_changed(
     known: dict[str, IndexedPage],
     since: datetime | None,
     include_restricted: bool,
-    hidden: set[str],
     run: _Run,
     progress: Progress | None,
+    shutdown: threading.Event | None,
 ) -> None:
     work: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_PAGES)
     stop = threading.Event()
+    fetch_failed: list[str] = []
 
     def produce() -> None:
         try:
@@ -227,12 +260,10 @@ def _ingest_changed(
                 else:
                     work.put(item)
         except ConfluenceError as exc:
-            run.errors.append(f"fetching pages: {exc}")
-            run.fatal = True
+            fetch_failed.append(f"fetching pages: {exc}")
         except Exception as exc:
             log.exception("page fetch failed")
-            run.errors.append(f"fetching pages: {type(exc).__name__}: {exc}")
-            run.fatal = True
+            fetch_failed.append(f"fetching pages: {type(exc).__name__}: {exc}")
         finally:
             work.put(_DONE)
 
@@ -250,6 +281,8 @@ def _ingest_changed(
                     _remove(target, kb, [known[item]], run)
                 continue
             assert isinstance(item, tuple)
+            if shutdown is not None and shutdown.is_set():
+                raise SyncAborted("stopped: the service is shutting down")
             group.append(item)
             if sum(len(c) for _, c in group) >= _GROUP_CHUNKS:
                 done += _write_group(target, kb, embedder, group, known, run)
@@ -259,6 +292,9 @@ def _ingest_changed(
         done += _write_group(target, kb, embedder, group, known, run)
         if progress:
             progress(done, len(changed))
+        if fetch_failed:
+            # Pages written so far stay (each is whole); the rest wait for the next run.
+            raise SyncAborted(fetch_failed[0])
     finally:
         stop.set()
         while producer.is_alive():
@@ -282,10 +318,9 @@ def _write_group(
     try:
         vectors = embedder.embed_documents(texts) if texts else []
     except Exception as exc:
+        # The model failing is not one bad page: stop, so a rebuild is never activated half-empty.
         log.exception("embedding failed")
-        run.errors.append(f"embedding {len(group)} pages: {type(exc).__name__}: {exc}")
-        run.skipped += len(group)
-        return 0
+        raise SyncAborted(f"embedding failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
     run.embed_s += time.perf_counter() - t0
     run.chunks_embedded += len(texts)
 

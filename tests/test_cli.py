@@ -180,3 +180,31 @@ def _wikibot(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
         text=True,
         timeout=120,
     )
+
+
+def test_ask_on_an_empty_index_exits_1(tmp_path: Path) -> None:
+    proc = _wikibot(tmp_path, "ask", "anything?", DATA_DIR=str(tmp_path / "empty"))
+    assert proc.returncode == 1 and "wikibot ingest" in proc.stdout
+
+
+def test_search_refuses_a_k_outside_1_to_50(tmp_path: Path) -> None:
+    proc = _wikibot(tmp_path, "search", "vpn", "-k", "0")
+    assert proc.returncode == 2 and "from 1 to 50" in proc.stderr
+
+
+def test_ingest_next_to_a_running_server_is_refused(tmp_path: Path, wiki: ConfluenceFake) -> None:
+    from bot.app import server_lock
+    from bot.config import load_settings
+
+    data = tmp_path / "served"
+    with server_lock(load_settings(data_dir=data)):
+        proc = _wikibot(
+            tmp_path,
+            "ingest",
+            DATA_DIR=str(data),
+            CONFLUENCE_URL=wiki.base_url,
+            CONFLUENCE_USERNAME=USER,
+            CONFLUENCE_PASSWORD=PASSWORD,
+            CONFLUENCE_SPACE="LUMEN",
+        )
+    assert proc.returncode == 1 and "POST /admin/sync" in proc.stderr

@@ -174,3 +174,24 @@ async def test_an_empty_index_says_an_ingest_is_needed(tmp_path: Path) -> None:
         assert "wikibot ingest" in reply.text and not reply.sources
     finally:
         core.close()
+
+
+async def test_reset_during_a_slow_answer_leaves_no_history_behind(core: Core, llm: FakeLLM) -> None:
+    llm.delay_s = 1.0
+    slow = asyncio.create_task(_ask(core, "How do I add the quillprint7 printer?"))
+    await asyncio.sleep(0.2)
+    await _ask(core, "reset")
+    await slow
+    llm.delay_s = 0
+    llm.requests.clear()
+    await _ask(core, "And on Linux?")
+    assert not [r for r in llm.requests if _is_condense(r)], (
+        "the answer finished after the reset kept its turn"
+    )
+
+
+async def test_follow_ups_of_one_session_are_answered_in_order(core: Core, llm: FakeLLM) -> None:
+    llm.delay_s = 0.3
+    await asyncio.gather(_ask(core, "first about quillprint7"), _ask(core, "second about lpadmin"))
+    second_prompt = str(_answer_requests(llm)[-1]["messages"])
+    assert "first about quillprint7" in second_prompt, "the later question must see the earlier turn"

@@ -317,3 +317,119 @@ def _restricted_ids_of(fake: ConfluenceFake, **auth: Any) -> set[str]:
 
     client = Confluence(url=fake.base_url, **auth)
     return restricted_ids(ConfluenceSource(client, spaces=["LUMEN"]).list_pages())
+
+
+class _BrokenEmbedder(HashingEmbedder):
+    def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+        raise RuntimeError("model server out of memory")
+
+
+def test_a_rebuild_whose_embedder_fails_is_thrown_away(
+    core: Core, fake: ConfluenceFake, tmp_path: Path
+) -> None:
+    from rag.sync import sync_once
+
+    core.sync()
+    before, count = core.kb.active_name(), core.kb.active().count()  # type: ignore[union-attr]
+    report = sync_once(
+        source=core.source, kb=core.kb, embedder=_BrokenEmbedder(), chunker=_chunker(), full=True
+    )
+    assert not report.ok and "embedding failed" in report.errors[0]
+    assert core.kb.active_name() == before and core.kb.active().count() == count  # type: ignore[union-attr]
+    assert len(core.kb._client.list_collections()) == 1
+
+
+def test_an_index_write_failure_is_reported_not_raised(core: Core, fake: ConfluenceFake) -> None:
+    from rag.sync import sync_once
+
+    core.sync()
+    fake.edit_page("1004", body=_body(f"VPN moved to {MARKER}."))
+    # Same fingerprint, other vector size: Chroma refuses the write.
+    report = sync_once(source=core.source, kb=core.kb, embedder=_SameName(dims=64), chunker=_chunker())
+    assert not report.ok and report.errors[0].startswith("sync aborted")
+    assert core.kb.state.recent_syncs(1)[0]["ok"] is False
+
+
+class _SameName(HashingEmbedder):
+    @property
+    def fingerprint(self) -> str:
+        return "hashing-test/256"
+
+
+def test_a_page_that_always_fails_is_retried_alone_and_does_not_fail_the_runs(
+    fake: ConfluenceFake, tmp_path: Path, embedder: HashingEmbedder
+) -> None:
+    from rag.sync import sync_once
+    from rag.types import Page
+
+    def fragile(page: Page) -> list:  # type: ignore[type-arg]
+        if page.page_id == "9006":
+            raise ValueError("unparseable")
+        return _chunker()(page)
+
+    fake.add_page(page_id="9006", title="Broken", body=_body("x"))
+    core = make_core(settings_for(fake, tmp_path / "data"), embedder=embedder)
+    try:
+        first = sync_once(source=core.source, kb=core.kb, embedder=embedder, chunker=fragile)
+        assert first.ok and first.skipped == 1 and any("9006" in e for e in first.errors)
+        fake.clear_requests()
+        second = sync_once(source=core.source, kb=core.kb, embedder=embedder, chunker=fragile)
+        assert second.ok and second.skipped == 1
+        # Only recent changes are fetched again (one batch holding the failing page), not the whole space.
+        assert fake.body_requests() == 1
+    finally:
+        core.close()
+
+
+def test_a_shutdown_stops_a_rebuild_and_keeps_the_old_index(core: Core, fake: ConfluenceFake) -> None:
+    import threading
+
+    core.sync()
+    before = core.kb.active_name()
+    stop = threading.Event()
+    stop.set()
+    report = core.sync(full=True, stop=stop)
+    assert not report.ok and "shutting down" in report.errors[0]
+    assert core.kb.active_name() == before
+
+
+def test_after_a_model_change_questions_are_answered_lexically_until_the_rebuild(
+    fake: ConfluenceFake, tmp_path: Path
+) -> None:
+    settings = settings_for(fake, tmp_path / "data")
+    fake.add_page(page_id="9007", title="Espresso", body=_body(f"The espresso machine is {MARKER}."))
+    old = make_core(settings, embedder=HashingEmbedder(name="old", dims=256))
+    old.sync()
+    old.close()
+
+    new = make_core(settings, embedder=HashingEmbedder(name="new", dims=128))
+    try:
+        found = new.retriever.search(MARKER)
+        assert not found.dense_used and found.hits[0].chunk.page_id == "9007"
+        assert new.sync().full
+        again = new.retriever.search(MARKER)
+        assert again.dense_used and again.hits[0].chunk.page_id == "9007"
+    finally:
+        new.close()
+
+
+def test_a_listing_without_restrictions_fails_closed() -> None:
+    from rag.confluence import ConfluenceSource
+
+    class Client:
+        url = "http://wiki.example/wiki"
+
+        def get(self, path: str, *, params: Any = None, absolute: bool = False) -> Any:
+            page = {"id": "1", "title": "T", "version": {"number": 1}, "ancestors": []}
+            return {"results": [page, {**page, "id": "2", "restrictions": {"read": {"restrictions": {}}}}]}
+
+    refs = ConfluenceSource(Client(), spaces=["LUMEN"]).list_pages()
+    assert [(r.page_id, r.restricted) for r in refs] == [("1", True), ("2", False)]
+
+
+def _chunker() -> Any:
+    from functools import partial
+
+    from rag.chunking import chunk_page
+
+    return partial(chunk_page, chunk_size=800, chunk_overlap=100)
