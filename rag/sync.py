@@ -87,10 +87,12 @@ def sync_once(
     started = now()
     run = _Run()
     truncated_before = int(getattr(embedder, "truncated", 0))
-    rebuild = full or kb.needs_rebuild()
-    active = kb.active()
-    target = kb.new_collection() if rebuild or active is None else active
+    rebuild = full
+    target: ChromaIndex | None = None
     try:
+        rebuild = full or kb.needs_rebuild()
+        active = kb.active()
+        target = kb.new_collection() if rebuild or active is None else active
         _sync(source, target, kb, embedder, chunker, include_restricted, rebuild, run, progress, stop)
     except SyncAborted as exc:
         run.errors.append(str(exc))
@@ -100,7 +102,7 @@ def sync_once(
         run.errors.append(f"sync aborted: {type(exc).__name__}: {str(exc)[:300]}")
         run.fatal = True
 
-    if rebuild:
+    if rebuild and target is not None:
         # A rebuild replaces what readers use: only a complete one is activated.
         if run.fatal:
             kb.discard(target.name)
