@@ -124,16 +124,7 @@ def test_status_json(env: Path) -> None:
 def test_a_bad_setting_stops_with_one_line_naming_it(
     tmp_path: Path, variable: str, value: str, expected: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    env[variable] = value
-    proc = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "status"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _wikibot(tmp_path, "status", **{variable: value})
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"wikibot: {expected}")
@@ -156,15 +147,7 @@ def test_unusable_resources_are_named_in_one_line(tmp_path: Path, env: dict[str,
 
 
 def test_ingest_without_confluence_says_what_to_set(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "ingest"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _wikibot(tmp_path, "ingest")
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("wikibot: CONFLUENCE_URL is not set")
 
