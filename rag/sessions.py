@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 
+from rag.sqlite import connect, write_transaction
 from rag.types import Turn
 
 MAX_SESSION_ID_CHARS = 512
@@ -109,11 +110,9 @@ class SqliteSessionStore:
         self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db: sqlite3.Connection | None = sqlite3.connect(
-                path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            self._db: sqlite3.Connection | None = connect(
+                path, busy_timeout_s=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
             )
-            self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
@@ -126,14 +125,8 @@ class SqliteSessionStore:
                 raise SessionStoreError("the session store is closed")
             db = self._db
             try:
-                # IMMEDIATE takes the write lock up front: no deadlock between two readers upgrading.
-                db.execute("BEGIN IMMEDIATE")
-                try:
+                with write_transaction(db):
                     yield db
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise SessionStoreError(f"session database error: {exc}") from exc
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from rag.sqlite import connect, write_transaction
 from rag.types import SyncReport
 
 _SCHEMA = """
@@ -48,34 +49,29 @@ class IndexedPage:
 class StateStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
-        self._local = threading.local()
-        self._db().executescript(_SCHEMA)
+        # One connection behind a lock (as the session store): per-thread connections would pile up in
+        # asyncio.to_thread's pool, whose threads we never see end.
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = connect(path, busy_timeout_s=30, check_same_thread=False)
+        self._conn.executescript(_SCHEMA)
 
-    def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=30000")
-            self._local.db = db
-        return db
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._conn is None:
+                raise sqlite3.ProgrammingError("the state store is closed")
+            yield self._conn
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._read() as db, write_transaction(db):
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     # -- meta ------------------------------------------------------------------------------------------
 
     def get(self, key: str) -> str | None:
-        row = self._db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set(self, key: str, value: str) -> None:
@@ -96,12 +92,12 @@ class StateStore:
     # -- pages -----------------------------------------------------------------------------------------
 
     def pages(self, collection: str) -> dict[str, IndexedPage]:
-        rows = self._db().execute(
-            "SELECT page_id, space, title, version, chunk_ids FROM pages WHERE collection = ?", (collection,)
-        )
-        return {
-            r[0]: IndexedPage(r[0], r[1], r[2], int(r[3]), tuple(json.loads(r[4]))) for r in rows.fetchall()
-        }
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT page_id, space, title, version, chunk_ids FROM pages WHERE collection = ?",
+                (collection,),
+            ).fetchall()
+        return {r[0]: IndexedPage(r[0], r[1], r[2], int(r[3]), tuple(json.loads(r[4]))) for r in rows}
 
     def put_page(self, collection: str, page: IndexedPage) -> None:
         with self._tx() as db:
@@ -123,11 +119,10 @@ class StateStore:
 
     def counts(self, collection: str) -> tuple[int, int, list[str]]:
         """Pages, chunks and spaces of a collection."""
-        rows = (
-            self._db()
-            .execute("SELECT space, chunk_ids FROM pages WHERE collection = ?", (collection,))
-            .fetchall()
-        )
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT space, chunk_ids FROM pages WHERE collection = ?", (collection,)
+            ).fetchall()
         chunks = sum(len(json.loads(r[1])) for r in rows)
         return len(rows), chunks, sorted({str(r[0]) for r in rows})
 
@@ -142,7 +137,8 @@ class StateStore:
             db.execute("DELETE FROM syncs WHERE id <= (SELECT MAX(id) FROM syncs) - 200")
 
     def recent_syncs(self, n: int) -> list[dict[str, object]]:
-        rows = self._db().execute("SELECT report FROM syncs ORDER BY id DESC LIMIT ?", (n,)).fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT report FROM syncs ORDER BY id DESC LIMIT ?", (n,)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
     def last_success(self) -> datetime | None:
@@ -150,7 +146,7 @@ class StateStore:
         return datetime.fromisoformat(value) if value else None
 
     def close(self) -> None:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
