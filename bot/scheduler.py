@@ -87,4 +87,23 @@ def build_scheduler(
         misfire_grace_time=int(max(seconds, 1)),
         next_run_time=now if start_now else now + timedelta(seconds=seconds),
     )
+    # Idle sessions expire when read; those never read again are swept here, so the store stays bounded.
+    scheduler.add_job(
+        _purge_sessions,
+        IntervalTrigger(hours=1, timezone=UTC),
+        args=[core],
+        id="session-purge",
+        max_instances=1,
+        coalesce=True,
+    )
     return scheduler
+
+
+async def _purge_sessions(core: Core) -> None:
+    try:
+        purged = await asyncio.to_thread(core.sessions.purge_expired)
+    except Exception:
+        log.exception("purging idle sessions failed")
+        return
+    if purged:
+        log.info("purged %d idle sessions", purged)

@@ -65,6 +65,10 @@ class SessionStore(Protocol):
         """Forgets every session whose id starts with prefix; returns how many."""
         ...
 
+    def purge_expired(self) -> int:
+        """Deletes idle sessions nobody will read again; returns how many."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -22,7 +22,6 @@ class Retrieved:
     hits: tuple[Hit, ...]
     # Cosine similarity of the best dense match: how close the wiki came to the question at all.
     best_similarity: float
-    best_lexical: float
     # False when the index was built by another embedding model (a rebuild is pending): lexical only.
     dense_used: bool = True
 
@@ -78,7 +77,7 @@ class HybridRetriever:
         k = k or self._k
         index = self._kb.active()
         if index is None:
-            return Retrieved((), 0.0, 0.0)
+            return Retrieved((), 0.0)
         candidates = max(4 * k, 20)
         dense: list[tuple[Chunk, float]] = []
         lexical: list[tuple[Chunk, float]] = []
@@ -93,8 +92,7 @@ class HybridRetriever:
         rankings = [[c for c, _ in dense], [c for c, _ in lexical]]
         hits = fuse([r for r in rankings if r], k=k, max_per_page=self._max_per_page)
         best_similarity = max((1.0 - d for _, d in dense), default=0.0)
-        best_lexical = max((s for _, s in lexical), default=0.0)
-        return Retrieved(tuple(hits), best_similarity, best_lexical, dense_used=use_dense)
+        return Retrieved(tuple(hits), best_similarity, dense_used=use_dense)
 
     def _same_model(self) -> bool:
         built_with = self._kb.state.get("active_fingerprint")

@@ -128,3 +128,22 @@ async def test_the_scheduler_syncs_at_start_and_on_its_interval(core: Core, fake
     syncs = core.kb.state.recent_syncs(10)
     assert len(syncs) >= 3
     assert syncs[-1]["added"] > 20 and all(s["added"] == 0 for s in syncs[:-1])
+
+
+async def test_the_scheduler_sweeps_idle_sessions(fake: ConfluenceFake, tmp_path: Path) -> None:
+    from bot.app import build_core
+    from bot.scheduler import _purge_sessions, build_scheduler
+    from rag.sessions import SqliteSessionStore
+    from rag.types import Turn
+
+    store = SqliteSessionStore(tmp_path / "s.sqlite3", max_turns=5, idle_seconds=0.01)
+    core = build_core(settings_for(fake, tmp_path / "d"), embedder=HashingEmbedder(), sessions=store)
+    try:
+        scheduler = build_scheduler(core, SyncRunner(core), start_now=False)
+        assert scheduler.get_job("session-purge") is not None
+        store.append("old", [Turn("user", "q"), Turn("assistant", "a")])
+        await asyncio.sleep(0.05)
+        await _purge_sessions(core)
+        assert store.purge_expired() == 0, "the job had already swept the idle session"
+    finally:
+        core.close()
