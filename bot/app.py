@@ -98,6 +98,13 @@ class LazyEmbedder:
     def embed_query(self, text: str) -> list[float]:
         return self.loaded.embed_query(text)
 
+    def close(self) -> None:
+        with self._lock:
+            embedder = self._embedder
+        close = getattr(embedder, "close", None)
+        if callable(close):
+            close()
+
 
 def build_embedder(settings: Settings) -> Embedder:
     from rag.embedding import EmbedderError
@@ -274,6 +281,9 @@ class Core:
     def close(self) -> None:
         self.sessions.close()
         self.kb.state.close()
+        close_embedder = getattr(self.embedder, "close", None)
+        if callable(close_embedder):
+            close_embedder()
 
 
 def build_core(

@@ -806,6 +806,9 @@ def _error(status: int, message: str) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY, delayed ACKs stall each
+    # keep-alive response by ~40 ms, which a real Confluence behind a proper server does not do.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # the fake records requests itself; stderr noise would drown test output

@@ -11,7 +11,8 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -111,25 +112,26 @@ class SentenceTransformerEmbedder:
         tokenizer: Tokenizer,
         max_seq_length: int,
         batch_size: int,
-        max_batch_tokens: int | None = None,
+        workers: int = 1,
         exported: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        if max_batch_tokens is not None and max_batch_tokens < 1:
-            raise ValueError("max_batch_tokens must be at least 1")
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
         self._fingerprint = f"{name}@{digest}/{backend}"
         self.backend = backend
         self.exported = exported
         self.max_seq_length = max_seq_length
         self._encode_batch = encode_batch
         self._batch_size = batch_size
-        self._max_batch_tokens = max_batch_tokens
         self._counter = Tokenizer.from_str(tokenizer.to_str())
         self._counter.no_truncation()
         self._counter.no_padding()
         self._lock = threading.Lock()
         self._truncated = 0
+        self._workers = workers
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -163,30 +165,39 @@ class SentenceTransformerEmbedder:
                 self.max_seq_length,
             )
         vectors: list[npt.NDArray[np.float32] | None] = [None] * len(unique)
-        for batch in self._batches([min(n, self.max_seq_length) for n in lengths]):
-            out = self._encode_batch([unique[i] for i in batch])
+        batches = self._batches([min(n, self.max_seq_length) for n in lengths])
+        inputs = ([unique[i] for i in batch] for batch in batches)
+        outputs: Iterable[npt.NDArray[np.float32]]
+        if self._workers > 1 and len(batches) > 1:
+            outputs = self._executor().map(self._encode_batch, inputs)
+        else:
+            outputs = map(self._encode_batch, inputs)
+        for batch, out in zip(batches, outputs, strict=True):
             for i, row in zip(batch, out, strict=True):
                 vectors[i] = row
         by_text = {text: vectors[i] for i, text in enumerate(unique)}
         return [by_text[t].tolist() for t in texts]  # type: ignore[union-attr]
 
-    def _batches(self, lengths: list[int]) -> list[list[int]]:
-        """Indices in batches of at most batch_size texts and, if set, max_batch_tokens padded tokens.
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="wikibot-embed")
+            return self._pool
 
-        Similar lengths share a batch, so padding (and wasted compute) stays small; the token budget
-        keeps activation memory flat whatever the text lengths (always at least one text per batch).
+    def close(self) -> None:
+        """Stops the batch workers; embedding still works afterwards, one batch at a time."""
+        with self._lock:
+            pool, self._pool, self._workers = self._pool, None, 1
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _batches(self, lengths: list[int]) -> list[list[int]]:
+        """Indices in batches of at most batch_size texts, longest first.
+
+        Similar lengths share a batch, so padding (and wasted compute) stays small.
         """
         order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
-        batches: list[list[int]] = []
-        start = 0
-        while start < len(order):
-            size = self._batch_size
-            if self._max_batch_tokens is not None:
-                # Longest first: the batch's first text sets its padded width.
-                size = max(1, min(size, self._max_batch_tokens // max(lengths[order[start]], 1)))
-            batches.append(order[start : start + size])
-            start += size
-        return batches
+        return [order[start : start + self._batch_size] for start in range(0, len(order), self._batch_size)]
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
@@ -199,6 +210,7 @@ def build_embedder(
 
     "auto" means int8 ONNX (the measured winner, see AUTO_BACKEND). When the int8 model cannot be built
     or loaded, one warning is logged and torch fp32 serves instead; the fingerprint says which.
+    `batch_size` is for torch; the int8 path runs one text per call on every usable core.
     Raises EmbedderError when the model itself is not available offline.
     """
     # Belt and braces beside local_files_only: nothing under us may reach for the hub.
@@ -211,7 +223,7 @@ def build_embedder(
     wanted = AUTO_BACKEND if backend == "auto" else backend
     if wanted == "onnx-int8":
         try:
-            return _build_onnx(resolved, digest, cache_dir=cache_dir, batch_size=batch_size)
+            return _build_onnx(resolved, digest, cache_dir=cache_dir)
         except Exception as exc:  # whatever broke, torch still gives correct vectors
             log.warning(
                 "int8 ONNX embedder unavailable (%s: %s); using torch fp32",
@@ -226,7 +238,7 @@ def _load_sentence_transformer(path: Path, **model_kwargs: Any) -> Any:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    torch.set_num_threads(onnx.session_threads())
+    torch.set_num_threads(onnx.usable_cores())
     try:
         return SentenceTransformer(
             str(path), device="cpu", local_files_only=True, model_kwargs=model_kwargs or None
@@ -268,9 +280,7 @@ def _build_torch(resolved: ResolvedModel, digest: str, *, batch_size: int) -> Se
     )
 
 
-def _build_onnx(
-    resolved: ResolvedModel, digest: str, *, cache_dir: Path, batch_size: int
-) -> SentenceTransformerEmbedder:
+def _build_onnx(resolved: ResolvedModel, digest: str, *, cache_dir: Path) -> SentenceTransformerEmbedder:
     config = onnx.detect_quant_config()
     if config is None:
         raise onnx.OnnxUnavailable("this CPU has no int8 kernels worth using (no AVX2/VNNI/arm64)")
@@ -300,8 +310,8 @@ def _build_onnx(
         encode_batch=encoder,
         tokenizer=Tokenizer.from_file(str(tokenizer_path)),
         max_seq_length=max_seq_length,
-        batch_size=batch_size,
-        max_batch_tokens=onnx.BATCH_TOKENS,
+        batch_size=onnx.TEXTS_PER_CALL,
+        workers=onnx.usable_cores(),
         exported=cached.exported,
     )
 

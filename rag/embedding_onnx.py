@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -37,11 +38,13 @@ EXPORT_FORMAT: Final = 1
 # Measured on 96 wiki-like 800-character texts: per-channel int8 gives min cosine 0.98 to fp32,
 # per-tensor only 0.84; anything under this floor is a broken export, not quantization noise.
 MIN_COSINE: Final = 0.95
-# Padded tokens per onnxruntime call. Measured on ~1,000 chunk_page chunks of bot/sample_wiki
-# (mean 160 tokens), 2 cores with AVX-512 VNNI: 512 ran ~20% faster than batches of 32 texts
-# (activations stay in L2) and cut peak RSS from ~700 MB to ~150 MB, since onnxruntime's arena keeps
-# the largest batch's buffers for the life of the session. 256 and 1024 were no faster.
-BATCH_TOKENS: Final = 512
+# How the int8 model is run, measured on chunks of the 27-copy bench wiki (mean 170 tokens), 2 shared
+# cores with AVX-512 VNNI, alternating runs: one text per onnxruntime call, one single-threaded call per
+# core side by side, beats one two-threaded session on batches (5.8 s against 6.1-6.7 s for 600 chunks;
+# a 384-wide model's ops are too small to split across cores without the threads waiting on each other)
+# and ties with small batches. One text per call also makes a text's vector independent of its batch:
+# dynamic quantization scales activations per call, so padding neighbours would shift it (cosine 0.98).
+TEXTS_PER_CALL: Final = 1
 ENCODING_FIELDS: Final = {
     "input_ids": "ids",
     "attention_mask": "attention_mask",
@@ -131,11 +134,23 @@ def read_pipeline(model_dir: Path) -> PipelineSpec:
     return PipelineSpec(pooling=mode, do_lower_case=lower)
 
 
-def session_threads() -> int:
+def usable_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """Cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (containers).
+
+    A container limited to 2 CPUs on a 64-core node still sees 64 in its affinity; 64 busy workers
+    there would be throttled, not faster.
+    """
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text(encoding="ascii").split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
 
 
 class OnnxEncoder:
@@ -145,7 +160,9 @@ class OnnxEncoder:
         self, *, model_path: Path, tokenizer_path: Path, max_seq_length: int, spec: PipelineSpec
     ) -> None:
         options = ort.SessionOptions()
-        options.intra_op_num_threads = session_threads()
+        # One thread per run: parallelism comes from running batches side by side (see BATCH_TOKENS);
+        # InferenceSession.run is thread-safe and releases the GIL.
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])

@@ -97,8 +97,9 @@ def test_chunks_carry_page_metadata_and_their_section() -> None:
         "last_modified": "2026-10-01T09:30:00Z",
         "section": "Installation > Linux",
     }
-    # The title once (at the end of its breadcrumb), then the section trail.
-    assert linux.text.startswith("Lumen IT > Onboarding > VPN Access\nInstallation > Linux\n\n")
+    # The parent page and the title once, then the section trail; the space home above is left out
+    # (it is an ancestor of every page, so it tells no chunk apart and costs tokens in each).
+    assert linux.text.startswith("Onboarding > VPN Access\nInstallation > Linux\n\n")
 
 
 def test_header_omits_empty_lines() -> None:
@@ -171,14 +172,14 @@ def test_large_sections_are_not_merged_with_their_neighbours() -> None:
 def test_empty_page_is_still_findable_by_its_title() -> None:
     [chunk] = chunk_page(page('<ac:structured-macro ac:name="children" />'), chunk_size=500, chunk_overlap=0)
     assert chunk.chunk_id == "1001:0"
-    assert chunk.text == "Lumen IT > Onboarding > VPN Access"
+    assert chunk.text == "Onboarding > VPN Access"
     assert chunk_page(page("", title="  "), chunk_size=500, chunk_overlap=0) == []
 
 
 def test_french_accents_survive_chunking() -> None:
     body = "<h1>Télétravail</h1><p>Le salarié doit être joignable de 9&nbsp;h à 17&nbsp;h.</p>"
     [chunk] = chunk_page(page(body, title="Règles du télétravail"), chunk_size=500, chunk_overlap=0)
-    assert chunk.text.startswith("Lumen IT > Onboarding > Règles du télétravail\nTélétravail\n\n")
+    assert chunk.text.startswith("Onboarding > Règles du télétravail\nTélétravail\n\n")
     assert "Télétravail\n\nLe salarié doit être joignable de 9 h à 17 h." in chunk.text
 
 
@@ -234,5 +235,15 @@ def test_a_first_heading_that_repeats_the_title_is_not_embedded_twice() -> None:
     body = f"<h1>VPN Access</h1><p>{intro}</p><h2>Linux</h2><p>{linux_text}</p>"
     chunks = chunk_page(page(body), chunk_size=260, chunk_overlap=0)
     linux = next(c for c in chunks if "openconnect" in c.text)
-    assert linux.text.startswith("Lumen IT > Onboarding > VPN Access\nLinux\n\n")
+    assert linux.text.startswith("Onboarding > VPN Access\nLinux\n\n")
     assert linux.section == "VPN Access > Linux"
+    # The heading may be the start of a longer title ("VPN Access (Lumen Bank)"): still said once.
+    titled = chunk_page(page(body, title="VPN Access (Lumen Bank)"), chunk_size=260, chunk_overlap=0)
+    assert next(c for c in titled if "openconnect" in c.text).text.startswith(
+        "Onboarding > VPN Access (Lumen Bank)\nLinux\n\n"
+    )
+    # A heading that is not the title stays in the trail.
+    other = chunk_page(page(body, title="Remote access"), chunk_size=260, chunk_overlap=0)
+    assert next(c for c in other if "openconnect" in c.text).text.startswith(
+        "Onboarding > Remote access\nVPN Access > Linux\n\n"
+    )

