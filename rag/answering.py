@@ -108,7 +108,7 @@ def heading(title: str, section: str) -> str:
 
 
 def passage_body(text: str) -> str:
-    """A chunk without its context header (title, breadcrumb, section lines before the first blank line)."""
+    """A chunk without its context header (title and section lines before the first blank line)."""
     head, sep, body = text.partition("\n\n")
     return body if sep else head
 

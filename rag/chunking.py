@@ -15,16 +15,27 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 from rag.storage_format import Section, parse_storage
 from rag.types import Chunk, Page
 
-__all__ = ["chunk_page"]
+__all__ = ["chunk_page", "embedding_text"]
 
 LengthFunction = Callable[[str], int]
 
 _FENCE_OPEN = re.compile(r"^(`{3,})[^`]*$")
+_HEADING_MARK = re.compile(r"^#{1,6} ", re.MULTILINE)
 # Oversized prose and table rows: break at sentences, then at cell boundaries, then at words.
 _TEXT_SEPARATORS = ["\n", ". ", "; ", " | ", ", ", " ", ""]
 _CODE_SEPARATORS = ["\n\n", "\n", " ", ""]
 # A section below this share of chunk_size is "tiny": it is merged with its neighbours when they fit.
 _TINY_SHARE = 3
+
+
+def embedding_text(text: str) -> str:
+    """A chunk (or question) as the embedder reads it: backticks and heading marks dropped.
+
+    The model and the reader need the fences; the embedder spends a token on every backtick and `#`
+    (3 % of a wiki's tokens) and gets no meaning from them. Code, its language name and the words of a
+    heading stay.
+    """
+    return _HEADING_MARK.sub("", text.replace("`", ""))
 
 
 def chunk_page(
@@ -137,20 +148,19 @@ class _Sizer:
         self.length = length
 
     def header(self, trail: tuple[str, ...]) -> str:
-        """`parent > title`, `section trail`, blank line; shortened to half a chunk at most.
+        """`title`, `section trail`, blank line; shortened to half a chunk at most.
 
-        Every header token is embedded once per chunk (a fifth of all embedded tokens on the bench wiki
-        with full breadcrumbs), so the header says only what tells chunks apart: the title once, the
-        nearest ancestor (the space home and the levels above the parent are shared by whole subtrees),
-        and the section trail without a first heading that merely repeats (the start of) the title.
+        Every header token is embedded once per chunk, so the header says only what tells chunks apart:
+        the title (unique in its Confluence space) once, and the section trail without a first heading
+        that merely repeats (the start of) the title. The page's ancestors are left out: the space home
+        and the levels above are shared by whole subtrees; on the bench wiki they were an eighth of all
+        embedded tokens, for no recall (bench/query.py: recall@5 equal, MRR within noise).
         """
         title = _clean(self.page.title)
-        crumbs = [_clean(c) for c in self.page.breadcrumb if _clean(c)][-1:]
         section = [_clean(h) for h in trail if _clean(h)]
         if section and title.casefold().startswith(section[0].casefold()):
             section = section[1:]
         candidates = [
-            [" > ".join([*crumbs, title]) if crumbs else title, " > ".join(section)],
             [title, " > ".join(section)],
             [title, section[-1] if section else ""],
             [title, ""],

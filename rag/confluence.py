@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 SPACE_KEY = re.compile(r"^~?[A-Za-z0-9_-]{1,255}$")
 _RESTRICTIONS = "restrictions.read.restrictions.user,restrictions.read.restrictions.group"
 LIST_EXPAND = f"version,ancestors,{_RESTRICTIONS}"
-BODY_EXPAND = f"body.storage,version,ancestors,space,{_RESTRICTIONS}"
+BODY_EXPAND = f"body.storage,version,space,{_RESTRICTIONS}"
 # A guard against a server that keeps sending the same next link.
 _MAX_BATCHES = 100_000
 
@@ -193,7 +193,6 @@ class ConfluenceSource:
                 url=f"{self._base}{webui}" if webui.startswith("/") else str(webui),
                 body=str(body),
                 last_modified=str(version.get("when") or ""),
-                breadcrumb=tuple(str(a.get("title") or "") for a in content.get("ancestors") or []),
                 restricted=_restricted(content, missing=False),
             )
         except (KeyError, TypeError, ValueError, AttributeError):

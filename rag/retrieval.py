@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.chunking import embedding_text
 from rag.knowledge import KnowledgeBase
 from rag.lexical import LexicalIndex
 from rag.ports import Embedder
@@ -85,7 +86,7 @@ class HybridRetriever:
         # until the rebuild is done, lexical retrieval answers alone.
         use_dense = self._mode in ("hybrid", "dense") and self._same_model()
         if use_dense:
-            dense = index.query(self._embedder.embed_query(query), k=candidates)
+            dense = index.query(self._embedder.embed_query(embedding_text(query)), k=candidates)
         if self._mode in ("hybrid", "lexical") or not use_dense:
             key = (index.name, self._kb.state.revision())
             lexical = self._lexical.search(query, key=key, load=index.all_chunks, k=candidates)

@@ -2,8 +2,9 @@
 
 Incremental: a cheap listing (ids, versions, ancestors, restrictions; no bodies) says what changed and
 what is gone; only changed pages are fetched with bodies (CQL `lastmodified` since the last good sync,
-then by id for any the poll missed) and re-embedded. Fetching and chunking run in a producer thread that
-overlaps with embedding, through a bounded queue so memory stays flat.
+then by id for any the poll missed) and re-embedded. Three stages overlap: fetching and chunking run in a
+producer thread (a bounded queue keeps memory flat), a group of pages is embedded while the group before
+it is written to the index, and the index writes stay in this thread, in page order.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from rag.chunking import embedding_text
 from rag.confluence import ConfluenceError
 from rag.index import ChromaIndex
 from rag.knowledge import KnowledgeBase
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 
 Chunker = Callable[[Page], list[Chunk]]
 Progress = Callable[[int, int], None]
+_Group = list[tuple[Page, list[Chunk]]]
 
 # Pages are embedded in groups of about this many chunks: big batches for the model and for Chroma.
 _GROUP_CHUNKS = 256
@@ -271,8 +275,30 @@ def _ingest_changed(
 
     producer = threading.Thread(target=produce, name="wikibot-fetch", daemon=True)
     producer.start()
-    group: list[tuple[Page, list[Chunk]]] = []
+    # One group embeds while the previous one is written: the embedder's cores would idle during writes.
+    embedding = ThreadPoolExecutor(1, thread_name_prefix="wikibot-embed-group")
+    pending: tuple[_Group, Future[list[list[float]]]] | None = None
     done = 0
+
+    def write_pending() -> None:
+        nonlocal pending, done
+        if pending is None:
+            return
+        previous, future = pending
+        pending = None
+        done += _write_group(target, kb, previous, _vectors(future), known, run)
+        if progress:
+            progress(done, len(changed))
+
+    def submit(group: _Group) -> None:
+        nonlocal pending
+        if not group:
+            return
+        future = embedding.submit(_embed_group, embedder, group, run)
+        write_pending()
+        pending = (group, future)
+
+    group: _Group = []
     try:
         while True:
             item = work.get()
@@ -287,45 +313,49 @@ def _ingest_changed(
                 raise SyncAborted("stopped: the service is shutting down")
             group.append(item)
             if sum(len(c) for _, c in group) >= _GROUP_CHUNKS:
-                done += _write_group(target, kb, embedder, group, known, run)
+                submit(group)
                 group = []
-                if progress:
-                    progress(done, len(changed))
-        done += _write_group(target, kb, embedder, group, known, run)
-        if progress:
-            progress(done, len(changed))
+        submit(group)
+        write_pending()
         if fetch_failed:
             # Pages written so far stay (each is whole); the rest wait for the next run.
             raise SyncAborted(fetch_failed[0])
     finally:
         stop.set()
+        # A group still embedding is finished (not written) before the run returns.
+        embedding.shutdown(wait=True, cancel_futures=True)
         while producer.is_alive():
             with contextlib.suppress(queue.Empty):
                 work.get(timeout=0.1)
         producer.join()
 
 
+def _embed_group(embedder: Embedder, group: _Group, run: _Run) -> list[list[float]]:
+    texts = [embedding_text(c.text) for _, chunks in group for c in chunks]
+    t0 = time.perf_counter()
+    vectors = embedder.embed_documents(texts) if texts else []
+    run.embed_s += time.perf_counter() - t0
+    run.chunks_embedded += len(texts)
+    return vectors
+
+
+def _vectors(future: Future[list[list[float]]]) -> list[list[float]]:
+    try:
+        return future.result()
+    except Exception as exc:
+        # The model failing is not one bad page: stop, so a rebuild is never activated half-empty.
+        log.error("embedding failed", exc_info=exc)
+        raise SyncAborted(f"embedding failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
+
+
 def _write_group(
     target: ChromaIndex,
     kb: KnowledgeBase,
-    embedder: Embedder,
-    group: list[tuple[Page, list[Chunk]]],
+    group: _Group,
+    vectors: list[list[float]],
     known: dict[str, IndexedPage],
     run: _Run,
 ) -> int:
-    if not group:
-        return 0
-    texts = [c.text for _, chunks in group for c in chunks]
-    t0 = time.perf_counter()
-    try:
-        vectors = embedder.embed_documents(texts) if texts else []
-    except Exception as exc:
-        # The model failing is not one bad page: stop, so a rebuild is never activated half-empty.
-        log.exception("embedding failed")
-        raise SyncAborted(f"embedding failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
-    run.embed_s += time.perf_counter() - t0
-    run.chunks_embedded += len(texts)
-
     t0 = time.perf_counter()
     all_chunks = [c for _, chunks in group for c in chunks]
     target.upsert(all_chunks, vectors)

@@ -30,7 +30,6 @@ class Page:
     url: str
     body: str
     last_modified: str = ""
-    breadcrumb: tuple[str, ...] = ()
     restricted: bool = False
 
 

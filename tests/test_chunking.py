@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import chunk_page
+from rag.chunking import chunk_page, embedding_text
 from rag.types import Page
 
 SAMPLE_WIKI = Path(__file__).resolve().parent.parent / "bot" / "sample_wiki"
@@ -24,7 +24,6 @@ def page(body: str, **overrides: object) -> Page:
         "url": "https://wiki.example/spaces/IT/pages/1001",
         "body": body,
         "last_modified": "2026-10-01T09:30:00Z",
-        "breadcrumb": ("Lumen IT", "Onboarding"),
     }
     values.update(overrides)
     return Page(**values)  # type: ignore[arg-type]
@@ -97,13 +96,12 @@ def test_chunks_carry_page_metadata_and_their_section() -> None:
         "last_modified": "2026-10-01T09:30:00Z",
         "section": "Installation > Linux",
     }
-    # The parent page and the title once, then the section trail; the space home above is left out
-    # (it is an ancestor of every page, so it tells no chunk apart and costs tokens in each).
-    assert linux.text.startswith("Onboarding > VPN Access\nInstallation > Linux\n\n")
+    # The title once, then the section trail.
+    assert linux.text.startswith("VPN Access\nInstallation > Linux\n\n")
 
 
 def test_header_omits_empty_lines() -> None:
-    [chunk] = chunk_page(page("<p>Just text.</p>", breadcrumb=()), chunk_size=500, chunk_overlap=0)
+    [chunk] = chunk_page(page("<p>Just text.</p>"), chunk_size=500, chunk_overlap=0)
     assert chunk.text == "VPN Access\n\nJust text."
     assert chunk.section == ""
 
@@ -172,14 +170,14 @@ def test_large_sections_are_not_merged_with_their_neighbours() -> None:
 def test_empty_page_is_still_findable_by_its_title() -> None:
     [chunk] = chunk_page(page('<ac:structured-macro ac:name="children" />'), chunk_size=500, chunk_overlap=0)
     assert chunk.chunk_id == "1001:0"
-    assert chunk.text == "Onboarding > VPN Access"
+    assert chunk.text == "VPN Access"
     assert chunk_page(page("", title="  "), chunk_size=500, chunk_overlap=0) == []
 
 
 def test_french_accents_survive_chunking() -> None:
     body = "<h1>Télétravail</h1><p>Le salarié doit être joignable de 9&nbsp;h à 17&nbsp;h.</p>"
     [chunk] = chunk_page(page(body, title="Règles du télétravail"), chunk_size=500, chunk_overlap=0)
-    assert chunk.text.startswith("Onboarding > Règles du télétravail\nTélétravail\n\n")
+    assert chunk.text.startswith("Règles du télétravail\nTélétravail\n\n")
     assert "Télétravail\n\nLe salarié doit être joignable de 9 h à 17 h." in chunk.text
 
 
@@ -230,20 +228,28 @@ def test_a_lead_in_line_stays_with_the_code_it_introduces() -> None:
             assert not chunk.text.endswith(":"), size
 
 
+def test_the_embedder_reads_the_words_without_markdown_punctuation() -> None:
+    body = "<h1>Setup</h1><h2>Linux</h2><p>Run <code>vpn up</code> first.</p>" + code_macro("vpn status")
+    [chunk] = chunk_page(page(body), chunk_size=500, chunk_overlap=0)
+    assert "`vpn up`" in chunk.text and "```bash\nvpn status\n```" in chunk.text
+    assert embedding_text(chunk.text) == "VPN Access\nSetup > Linux\n\nRun vpn up first.\nbash\nvpn status\n"
+    assert embedding_text("## What is `kubectl`? #hashtag") == "What is kubectl? #hashtag"
+
+
 def test_a_first_heading_that_repeats_the_title_is_not_embedded_twice() -> None:
     intro, linux_text = "Remote access for staff. " * 6, "Use openconnect with the portal address. " * 4
     body = f"<h1>VPN Access</h1><p>{intro}</p><h2>Linux</h2><p>{linux_text}</p>"
     chunks = chunk_page(page(body), chunk_size=260, chunk_overlap=0)
     linux = next(c for c in chunks if "openconnect" in c.text)
-    assert linux.text.startswith("Onboarding > VPN Access\nLinux\n\n")
+    assert linux.text.startswith("VPN Access\nLinux\n\n")
     assert linux.section == "VPN Access > Linux"
     # The heading may be the start of a longer title ("VPN Access (Lumen Bank)"): still said once.
     titled = chunk_page(page(body, title="VPN Access (Lumen Bank)"), chunk_size=260, chunk_overlap=0)
     assert next(c for c in titled if "openconnect" in c.text).text.startswith(
-        "Onboarding > VPN Access (Lumen Bank)\nLinux\n\n"
+        "VPN Access (Lumen Bank)\nLinux\n\n"
     )
     # A heading that is not the title stays in the trail.
     other = chunk_page(page(body, title="Remote access"), chunk_size=260, chunk_overlap=0)
     assert next(c for c in other if "openconnect" in c.text).text.startswith(
-        "Onboarding > Remote access\nVPN Access > Linux\n\n"
+        "Remote access\nVPN Access > Linux\n\n"
     )
