@@ -433,3 +433,52 @@ def _chunker() -> Any:
     from rag.chunking import chunk_page
 
     return partial(chunk_page, chunk_size=800, chunk_overlap=100)
+
+
+class _FailsOnCall(HashingEmbedder):
+    """Works for `good` calls of embed_documents, then fails: the model dying mid-run."""
+
+    def __init__(self, good: int) -> None:
+        super().__init__()
+        self.calls = 0
+        self._good = good
+
+    def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls > self._good:
+            raise RuntimeError("model server out of memory")
+        return super().embed_documents(texts)
+
+
+def test_an_embedder_dying_mid_sync_keeps_every_page_whole_and_the_next_run_finishes(
+    core: Core, fake: ConfluenceFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Groups embed while the previous group is written: a failure must still leave each page either
+    # at its old version or wholly at its new one, and the next run must pick up exactly the rest.
+    import rag.sync
+    from rag.sync import sync_once
+
+    core.sync()
+    edited = sorted(set(fake.page_ids()) - _restricted_sample_ids(fake))
+    for page_id in edited:
+        fake.edit_page(page_id, body=_body(f"Page {page_id} now says {MARKER}."))
+    monkeypatch.setattr(rag.sync, "_GROUP_CHUNKS", 3)
+    dying = _FailsOnCall(good=2)
+    report = sync_once(source=core.source, kb=core.kb, embedder=dying, chunker=_chunker())
+    assert not report.ok and "embedding failed" in report.errors[0]
+    assert 0 < report.updated < len(edited)
+
+    index = core.kb.active()
+    assert index is not None
+    by_page: dict[str, list[str]] = {}
+    for chunk in index.all_chunks():
+        by_page.setdefault(chunk.page_id, []).append(chunk.text)
+    new = {p for p, texts in by_page.items() if any(MARKER in t for t in texts)}
+    assert len(new) == report.updated
+    assert all(len(by_page[p]) == 1 for p in new)  # the new one-paragraph body, no old chunk left over
+
+    again = sync_once(source=core.source, kb=core.kb, embedder=HashingEmbedder(), chunker=_chunker())
+    assert again.ok and again.updated == len(edited) - report.updated
+    chunks = index.all_chunks()
+    assert sorted(c.page_id for c in chunks) == edited
+    assert all(MARKER in c.text for c in chunks)
