@@ -16,7 +16,7 @@ from filelock import FileLock, Timeout
 
 from bot.config import Settings, SettingsError
 from rag.answering import Prompts
-from rag.chunking import chunk_page
+from rag.chunking import CHUNK_FORMAT, chunk_page
 from rag.confluence import ConfluenceSource, RestClient
 from rag.index import open_chroma
 from rag.knowledge import KnowledgeBase
@@ -311,7 +311,13 @@ def build_core(
         )
         raise SettingsError(f"CHROMA_HOST: cannot open the Chroma index at {where}: {exc}") from None
     state = StateStore(settings.state_path)
-    kb = KnowledgeBase(client, state, prefix=settings.chroma_collection, fingerprint=lambda: emb.fingerprint)
+    kb = KnowledgeBase(
+        client,
+        state,
+        prefix=settings.chroma_collection,
+        fingerprint=lambda: emb.fingerprint,
+        layout=f"chunks-v{CHUNK_FORMAT}/{settings.chunk_size}/{settings.chunk_overlap}",
+    )
     retriever = HybridRetriever(
         kb,
         emb,

@@ -9,16 +9,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from rag.storage_format import Section, parse_storage
 from rag.types import Chunk, Page
 
-__all__ = ["chunk_page", "embedding_text"]
+__all__ = ["CHUNK_FORMAT", "chunk_page", "embedding_text"]
 
 LengthFunction = Callable[[str], int]
 
+# Bump when the text of a chunk changes for the same page (header, rendering, embedding_text): the
+# knowledge base then rebuilds once instead of mixing the two formats.
+CHUNK_FORMAT: Final = 2
 _FENCE_OPEN = re.compile(r"^(`{3,})[^`]*$")
 _HEADING_MARK = re.compile(r"^#{1,6} ", re.MULTILINE)
 # Oversized prose and table rows: break at sentences, then at cell boundaries, then at words.

@@ -311,7 +311,7 @@ def _build_onnx(resolved: ResolvedModel, digest: str, *, cache_dir: Path) -> Sen
         tokenizer=Tokenizer.from_file(str(tokenizer_path)),
         max_seq_length=max_seq_length,
         batch_size=onnx.TEXTS_PER_CALL,
-        workers=onnx.usable_cores(),
+        workers=onnx.usable_cores() + onnx.SPARE_WORKERS,
         exported=cached.exported,
     )
 

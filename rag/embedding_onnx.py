@@ -45,6 +45,10 @@ MIN_COSINE: Final = 0.95
 # and ties with small batches. One text per call also makes a text's vector independent of its batch:
 # dynamic quantization scales activations per call, so padding neighbours would shift it (cosine 0.98).
 TEXTS_PER_CALL: Final = 1
+# Callers beyond one per core: while a caller holds the GIL (tokenizing, pooling) or waits for it, a
+# spare one keeps the core busy. bench/ingest.py, 27 copies, three alternating pairs: 42.7 s mean with
+# one spare against 43.9 s without; two spares were slower again (45.7 s).
+SPARE_WORKERS: Final = 1
 ENCODING_FIELDS: Final = {
     "input_ids": "ids",
     "attention_mask": "attention_mask",

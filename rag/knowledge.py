@@ -22,9 +22,18 @@ log = logging.getLogger(__name__)
 
 class KnowledgeBase:
     def __init__(
-        self, client: ClientAPI, state: StateStore, *, prefix: str, fingerprint: Callable[[], str]
+        self,
+        client: ClientAPI,
+        state: StateStore,
+        *,
+        prefix: str,
+        fingerprint: Callable[[], str],
+        layout: str = "",
     ) -> None:
         self.state = state
+        # How pages are cut into chunks (format version, sizes): chunks of two layouts must not mix
+        # either, or a changed CHUNK_SIZE would only reach the pages edited since.
+        self.layout = layout
         # A callable: knowing the embedder's fingerprint may mean loading the model, which status,
         # search and chat on an up-to-date index never need to wait for.
         self._fingerprint = fingerprint
@@ -54,7 +63,11 @@ class KnowledgeBase:
         return self._fingerprint()
 
     def needs_rebuild(self) -> bool:
-        return self.active_name() is None or self.state.get("active_fingerprint") != self.fingerprint
+        return (
+            self.active_name() is None
+            or self.state.get("active_fingerprint") != self.fingerprint
+            or (self.state.get("active_layout") or "") != self.layout
+        )
 
     def new_collection(self) -> ChromaIndex:
         digest = hashlib.sha256(self.fingerprint.encode()).hexdigest()[:8]
@@ -64,6 +77,7 @@ class KnowledgeBase:
     def activate(self, index: ChromaIndex) -> None:
         previous = self.active_name()
         self.state.set("active_fingerprint", self.fingerprint)
+        self.state.set("active_layout", self.layout)
         self.state.set("active_collection", index.name)
         self.state.bump_revision()
         if previous and previous != index.name:

@@ -206,3 +206,19 @@ def test_a_closed_embedder_still_embeds(cache_dir: Path) -> None:
     before = embedder.embed_documents([VPN, LUNCH, VPN_DOC])
     embedder.close()
     assert embedder.embed_documents([VPN, LUNCH, VPN_DOC]) == before
+
+
+def test_a_container_cpu_quota_caps_the_embedding_workers(tmp_path: Path) -> None:
+    import os
+
+    from rag.embedding_onnx import usable_cores
+
+    affinity = len(os.sched_getaffinity(0))
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("150000 100000\n")  # 1.5 CPUs: two workers, the second one partly throttled
+    assert usable_cores(cpu_max) == min(affinity, 2)
+    cpu_max.write_text("50000 100000\n")
+    assert usable_cores(cpu_max) == 1
+    cpu_max.write_text("max 100000\n")
+    assert usable_cores(cpu_max) == affinity
+    assert usable_cores(tmp_path / "missing") == affinity

@@ -228,6 +228,27 @@ def test_a_new_embedding_model_re_embeds_everything_into_a_fresh_collection(
         second.close()
 
 
+def test_a_new_chunk_size_re_chunks_everything_and_keeps_dense_search_meanwhile(
+    fake: ConfluenceFake, tmp_path: Path
+) -> None:
+    first = make_core(settings_for(fake, tmp_path / "data", chunk_size=1000), embedder=HashingEmbedder())
+    first.sync()
+    old, old_count = first.kb.active_name(), first.kb.active().count()  # type: ignore[union-attr]
+    first.close()
+
+    second = make_core(settings_for(fake, tmp_path / "data", chunk_size=400), embedder=HashingEmbedder())
+    try:
+        # Same vectors' model: until the rebuild, questions still use them (not lexical-only).
+        assert second.retriever.search("VPN port", k=3).dense_used
+        report = second.sync()
+        assert report.full and report.ok
+        assert second.kb.active_name() != old
+        assert second.kb.active().count() > old_count  # type: ignore[union-attr]
+        assert not second.sync().full  # once rebuilt, back to incremental
+    finally:
+        second.close()
+
+
 def test_one_unparseable_page_does_not_block_the_others(
     fake: ConfluenceFake, tmp_path: Path, embedder: HashingEmbedder
 ) -> None:
