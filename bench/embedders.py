@@ -3,9 +3,9 @@
     .venv/bin/python bench/embedders.py [--texts 1000] [--batch-size 32]
 
 Each backend runs in its own process so that peak RSS is its own. Texts are the sample wiki's pages
-(bot/sample_wiki) cut by `rag.chunking.chunk_page` as an ingest cuts them (CHUNK_SIZE 1000, overlap 150,
-token-aware); with bench/questions.json, recall@5 and MRR of brute-force cosine search over those chunks
-are reported per backend (a hit is a chunk of a relevant page).
+(bot/sample_wiki) cut by `rag.chunking.chunk_page` and read through `embedding_text`, as an ingest does
+(CHUNK_SIZE 1000, overlap 150, token-aware); with bench/questions.json, recall@5 and MRR of brute-force
+cosine search over those chunks are reported per backend (a hit is a chunk of a relevant page).
 Prints one JSON object.
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.chunking import chunk_page  # noqa: E402
+from rag.chunking import chunk_page, embedding_text  # noqa: E402
 from rag.embedding import build_embedder, resolve_model  # noqa: E402
 from rag.types import Page  # noqa: E402
 
@@ -57,14 +57,14 @@ def wiki_chunks(chunk_size: int = 1000, overlap: int = 150, window: int = 256) -
             body=(WIKI / entry["file"]).read_text(encoding="utf-8"),
         )
         chunks = chunk_page(page, chunk_size=chunk_size, chunk_overlap=overlap, length_function=length)
-        out += [(c.page_id, c.text) for c in chunks]
+        out += [(c.page_id, embedding_text(c.text)) for c in chunks]
     return out
 
 
 def worker(backend: str, cache_dir: Path, texts_path: Path, out_path: Path, batch_size: int) -> None:
     texts: list[str] = json.loads(texts_path.read_text(encoding="utf-8"))
     questions = (
-        [q["question"] for q in json.loads(QUESTIONS.read_text(encoding="utf-8"))]
+        [embedding_text(q["question"]) for q in json.loads(QUESTIONS.read_text(encoding="utf-8"))]
         if QUESTIONS.exists()
         else []
     )

@@ -1,7 +1,8 @@
 """Pages to chunks: split at sections first, then by size; every chunk says where it comes from.
 
-Each chunk starts with a short context header (parent page, title, section trail) so that a chunk
-retrieved alone still names its page and section, for the embedder as well as for the model.
+Each chunk starts with a short context header (page title, section trail) so that a chunk retrieved alone
+still names its page and section, for the embedder as well as for the model. `embedding_text` is what the
+embedder reads of a chunk or a question: the same words without markdown punctuation.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ MIN_COSINE: Final = 0.95
 TEXTS_PER_CALL: Final = 1
 # Callers beyond one per core: while a caller holds the GIL (tokenizing, pooling) or waits for it, a
 # spare one keeps the core busy. bench/ingest.py, 27 copies, three alternating pairs: 42.7 s mean with
-# one spare against 43.9 s without; two spares were slower again (45.7 s).
+# one spare against 43.9 s without; two spares were slower again (45.7 s, one run).
 SPARE_WORKERS: Final = 1
 ENCODING_FIELDS: Final = {
     "input_ids": "ids",
