@@ -26,6 +26,7 @@ LengthFunction = Callable[[str], int]
 CHUNK_FORMAT: Final = 2
 _FENCE_OPEN = re.compile(r"^(`{3,})[^`]*$")
 _HEADING_MARK = re.compile(r"^#{1,6} ", re.MULTILINE)
+_CELL_NAME = re.compile(r"^([^:;\n]{1,60}): ")
 # Oversized prose and table rows: break at sentences, then at cell boundaries, then at words.
 _TEXT_SEPARATORS = ["\n", ". ", "; ", " | ", ", ", " ", ""]
 _CODE_SEPARATORS = ["\n\n", "\n", " ", ""]
@@ -34,13 +35,36 @@ _TINY_SHARE = 3
 
 
 def embedding_text(text: str) -> str:
-    """A chunk (or question) as the embedder reads it: backticks and heading marks dropped.
+    """A chunk (or question) as the embedder reads it: the same words, less repetition and punctuation.
 
-    The model and the reader need the fences; the embedder spends a token on every backtick and `#`
-    (3 % of a wiki's tokens) and gets no meaning from them. Code, its language name and the words of a
-    heading stay.
+    The model and the reader need the fences and every table row's column names; the embedder spends a
+    token on every backtick and `#` (3 % of the bench wiki's tokens) and reads a table like a markdown
+    table, column names once: a row rendered `Name: v; Name: v` (rag.storage_format) whose names repeat
+    the row above keeps only its values (4 % more). Code, language names and heading words stay.
     """
-    return _HEADING_MARK.sub("", text.replace("`", ""))
+    lines: list[str] = []
+    previous: list[str] | None = None
+    for line in _HEADING_MARK.sub("", text.replace("`", "")).split("\n"):
+        cells = line.split("; ")
+        names = _row_names(cells)
+        if names is not None and names == previous:
+            line = "; ".join(cell[len(name) + 2 :] for cell, name in zip(cells, names, strict=True))
+        lines.append(line)
+        previous = names
+    return "\n".join(lines)
+
+
+def _row_names(cells: list[str]) -> list[str] | None:
+    """The column names of a rendered table row, or None for any other line."""
+    if len(cells) < 2:
+        return None
+    names = []
+    for cell in cells:
+        match = _CELL_NAME.match(cell)
+        if match is None:
+            return None
+        names.append(match.group(1))
+    return names
 
 
 def chunk_page(

@@ -236,6 +236,22 @@ def test_the_embedder_reads_the_words_without_markdown_punctuation() -> None:
     assert embedding_text("## What is `kubectl`? #hashtag") == "What is kubectl? #hashtag"
 
 
+def test_the_embedder_reads_a_table_with_its_column_names_once() -> None:
+    table = (
+        "<table><tr><th>Term</th><th>Stands for</th></tr>"
+        "<tr><td>BIC</td><td>Business Identifier Code</td></tr>"
+        "<tr><td>CAB</td><td>Change Advisory Board</td></tr></table>"
+        "<p>Note: rotate keys; Owner: security team</p>"
+    )
+    [chunk] = chunk_page(page(table), chunk_size=500, chunk_overlap=0)
+    # The model and the reader get every row's column names; the embedder reads them once.
+    assert "Term: CAB; Stands for: Change Advisory Board" in chunk.text
+    assert embedding_text(chunk.text).endswith(
+        "Term: BIC; Stands for: Business Identifier Code\nCAB; Change Advisory Board\n"
+        "Note: rotate keys; Owner: security team"
+    )
+
+
 def test_a_first_heading_that_repeats_the_title_is_not_embedded_twice() -> None:
     intro, linux_text = "Remote access for staff. " * 6, "Use openconnect with the portal address. " * 4
     body = f"<h1>VPN Access</h1><p>{intro}</p><h2>Linux</h2><p>{linux_text}</p>"
