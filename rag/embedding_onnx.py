@@ -34,7 +34,8 @@ from tokenizers import Tokenizer
 log = logging.getLogger(__name__)
 
 # Bump when the exported graph or its metadata changes shape: old cache entries are then ignored.
-EXPORT_FORMAT: Final = 1
+# 2: no attention-mask input (one unpadded text per call needs none).
+EXPORT_FORMAT: Final = 2
 # Measured on 96 wiki-like 800-character texts: per-channel int8 gives min cosine 0.98 to fp32,
 # per-tensor only 0.84; anything under this floor is a broken export, not quantization noise.
 MIN_COSINE: Final = 0.95
@@ -44,7 +45,13 @@ MIN_COSINE: Final = 0.95
 # a 384-wide model's ops are too small to split across cores without the threads waiting on each other)
 # and ties with small batches. One text per call also makes a text's vector independent of its batch:
 # dynamic quantization scales activations per call, so padding neighbours would shift it (cosine 0.98).
+# And a lone text has no padding, so the graph is exported without an attention mask: building it and
+# adding it to every head's scores was 4 % of a call, for a mask of ones.
 TEXTS_PER_CALL: Final = 1
+# onnxruntime fuses each residual Add + LayerNormalization into one SkipLayerNormalization, whose CPU
+# kernel (onnxruntime 1.32, [1, 150, 384]) takes 306 us against 34 us for LayerNormalization (+ a 20 us
+# Add): 10 % of a call. Same arithmetic either way; left unfused, a call is 10 % faster.
+DISABLED_FUSIONS: Final = ("SkipLayerNormFusion",)
 # Callers beyond one per core: while a caller holds the GIL (tokenizing, pooling) or waits for it, a
 # spare one keeps the core busy. bench/ingest.py, 27 copies, three alternating pairs: 42.7 s mean with
 # one spare against 43.9 s without; two spares were slower again (45.7 s, one run).
@@ -158,7 +165,7 @@ def usable_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
 
 
 class OnnxEncoder:
-    """Runs the cached int8 graph: tokenize (truncate, pad to the batch's longest), run, pool, normalise."""
+    """Runs the cached int8 graph one text at a time: tokenize (truncate), run, pool, normalise."""
 
     def __init__(
         self, *, model_path: Path, tokenizer_path: Path, max_seq_length: int, spec: PipelineSpec
@@ -169,36 +176,37 @@ class OnnxEncoder:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(
+            str(model_path),
+            options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(DISABLED_FUSIONS),
+        )
         self._inputs = [i.name for i in self._session.get_inputs()]
         unknown = set(self._inputs) - ENCODING_FIELDS.keys()
         if unknown:
             raise OnnxUnavailable(f"exported graph wants unknown inputs {sorted(unknown)}")
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self._tokenizer.enable_truncation(max_seq_length)
-        pad_id = self._tokenizer.padding["pad_id"] if self._tokenizer.padding else 0
-        pad_token = self._tokenizer.padding["pad_token"] if self._tokenizer.padding else "[PAD]"
-        # tokenizer.json often ships a fixed pad length (128 for MiniLM): pad to the batch's longest instead.
-        self._tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
+        # tokenizer.json often ships a fixed pad length (128 for MiniLM); a lone text needs none, and the
+        # graph has no mask to hide padding from the pooling.
+        self._tokenizer.no_padding()
         self._spec = spec
 
     def __call__(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         if self._spec.do_lower_case:
             texts = [t.lower() for t in texts]
-        encodings = self._tokenizer.encode_batch(list(texts))
-        feed = {
-            name: np.array([getattr(e, ENCODING_FIELDS[name]) for e in encodings], dtype=np.int64)
-            for name in self._inputs
-        }
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)[..., None]
-        hidden = np.asarray(self._session.run(None, feed)[0], dtype=np.float32)
-        if self._spec.pooling == "mean":
-            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-        else:
-            pooled = hidden[:, 0]
-        norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-        normalised: npt.NDArray[np.float32] = (pooled / norms).astype(np.float32)
-        return normalised
+        out: list[npt.NDArray[np.float32]] = []
+        for text in texts:
+            encoding = self._tokenizer.encode(text)
+            feed = {
+                name: np.array([getattr(encoding, ENCODING_FIELDS[name])], dtype=np.int64)
+                for name in self._inputs
+            }
+            hidden = np.asarray(self._session.run(None, feed)[0][0], dtype=np.float32)
+            pooled = hidden.mean(axis=0) if self._spec.pooling == "mean" else hidden[0]
+            out.append(pooled / max(float(np.linalg.norm(pooled)), 1e-12))
+        return np.stack(out).astype(np.float32) if out else np.empty((0, 0), dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,14 +316,13 @@ def _export_and_check(
     # The SDPA attention traces into a graph that ran ~1.3x slower in int8 than eager attention here.
     if hasattr(transformer, "set_attn_implementation"):
         transformer.set_attn_implementation("eager")
-    sample = Tokenizer.from_file(str(tokenizer_path)).encode_batch(
-        ["warm up", "a slightly longer warm up text"]
-    )
-    field_names = [n for n in ENCODING_FIELDS if n in _forward_params(transformer)]
-    args = tuple(
-        torch.tensor(_pad([getattr(e, ENCODING_FIELDS[n]) for e in sample]), dtype=torch.long)
-        for n in field_names
-    )
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    tokenizer.no_padding()
+    sample = tokenizer.encode("a warm up text")
+    # No attention mask: the encoder feeds one unpadded text per call (see TEXTS_PER_CALL), for which the
+    # model's default mask (all ones) is the right one. The check against fp32 below proves it.
+    field_names = [n for n in ENCODING_FIELDS if n != "attention_mask" and n in _forward_params(transformer)]
+    args = tuple(torch.tensor([getattr(sample, ENCODING_FIELDS[n])], dtype=torch.long) for n in field_names)
 
     class HiddenStates(torch.nn.Module):
         """Positional inputs → last hidden state: the shape torch.onnx.export traces."""
@@ -372,8 +379,3 @@ def _export_and_check(
 
 def _forward_params(module: Any) -> set[str]:
     return set(inspect.signature(module.forward).parameters)
-
-
-def _pad(rows: list[list[int]]) -> list[list[int]]:
-    width = max(len(r) for r in rows)
-    return [r + [0] * (width - len(r)) for r in rows]
