@@ -34,7 +34,8 @@ AUTO_BACKEND: Final = "onnx-int8"
 _WEIGHT_SUFFIXES: Final = (".safetensors", ".bin", ".pt", ".pth")
 _SAMPLE_BYTES: Final = 1 << 20
 
-EncodeBatch = Callable[[Sequence[str]], npt.NDArray[np.float32]]
+# Texts → (one unit vector per text, how many of them were longer than the model reads).
+EncodeBatch = Callable[[Sequence[str]], tuple[npt.NDArray[np.float32], int]]
 
 
 class EmbedderError(Exception):
@@ -153,8 +154,19 @@ class SentenceTransformerEmbedder:
         if not texts:
             return []
         unique = list(dict.fromkeys(texts))
-        lengths = [len(e.ids) for e in self._counter.encode_batch(unique)]
-        too_long = sum(n > self.max_seq_length for n in lengths)
+        vectors: list[npt.NDArray[np.float32] | None] = [None] * len(unique)
+        batches = self._batches(unique)
+        inputs = ([unique[i] for i in batch] for batch in batches)
+        outputs: Iterable[tuple[npt.NDArray[np.float32], int]]
+        if self._workers > 1 and len(batches) > 1:
+            outputs = self._executor().map(self._encode_batch, inputs)
+        else:
+            outputs = map(self._encode_batch, inputs)
+        too_long = 0
+        for batch, (out, truncated) in zip(batches, outputs, strict=True):
+            too_long += truncated
+            for i, row in zip(batch, out, strict=True):
+                vectors[i] = row
         if too_long:
             with self._lock:
                 self._truncated += too_long
@@ -164,17 +176,6 @@ class SentenceTransformerEmbedder:
                 len(unique),
                 self.max_seq_length,
             )
-        vectors: list[npt.NDArray[np.float32] | None] = [None] * len(unique)
-        batches = self._batches([min(n, self.max_seq_length) for n in lengths])
-        inputs = ([unique[i] for i in batch] for batch in batches)
-        outputs: Iterable[npt.NDArray[np.float32]]
-        if self._workers > 1 and len(batches) > 1:
-            outputs = self._executor().map(self._encode_batch, inputs)
-        else:
-            outputs = map(self._encode_batch, inputs)
-        for batch, out in zip(batches, outputs, strict=True):
-            for i, row in zip(batch, out, strict=True):
-                vectors[i] = row
         by_text = {text: vectors[i] for i, text in enumerate(unique)}
         return [by_text[t].tolist() for t in texts]  # type: ignore[union-attr]
 
@@ -191,12 +192,13 @@ class SentenceTransformerEmbedder:
         if pool is not None:
             pool.shutdown(wait=True)
 
-    def _batches(self, lengths: list[int]) -> list[list[int]]:
+    def _batches(self, texts: list[str]) -> list[list[int]]:
         """Indices in batches of at most batch_size texts, longest first.
 
-        Similar lengths share a batch, so padding (and wasted compute) stays small.
+        Similar lengths share a batch, so padding (and wasted compute) stays small. Characters stand for
+        tokens here, as in sentence-transformers' own sort: counting tokens would tokenize every text twice.
         """
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         return [order[start : start + self._batch_size] for start in range(0, len(order), self._batch_size)]
 
     def embed_query(self, text: str) -> list[float]:
@@ -258,8 +260,14 @@ def _backend_tokenizer(path: Path, st_model: Any) -> Tokenizer:
 
 def _build_torch(resolved: ResolvedModel, digest: str, *, batch_size: int) -> SentenceTransformerEmbedder:
     st_model = _load_sentence_transformer(resolved.path)
+    tokenizer = _backend_tokenizer(resolved.path, st_model)
+    max_seq_length = int(st_model.max_seq_length)
+    counter = Tokenizer.from_str(tokenizer.to_str())
+    counter.no_truncation()
+    counter.no_padding()
 
-    def encode(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    def encode(texts: Sequence[str]) -> tuple[npt.NDArray[np.float32], int]:
+        truncated = sum(len(e.ids) > max_seq_length for e in counter.encode_batch(list(texts)))
         out = st_model.encode(
             list(texts),
             batch_size=len(texts),
@@ -267,15 +275,15 @@ def _build_torch(resolved: ResolvedModel, digest: str, *, batch_size: int) -> Se
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return np.asarray(out, dtype=np.float32)
+        return np.asarray(out, dtype=np.float32), truncated
 
     return SentenceTransformerEmbedder(
         name=resolved.name,
         digest=digest,
         backend="torch",
         encode_batch=encode,
-        tokenizer=_backend_tokenizer(resolved.path, st_model),
-        max_seq_length=int(st_model.max_seq_length),
+        tokenizer=tokenizer,
+        max_seq_length=max_seq_length,
         batch_size=batch_size,
     )
 
