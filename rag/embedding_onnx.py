@@ -221,9 +221,19 @@ class CachedModel:
     export_seconds: float
 
 
-def cache_key(name: str, digest: str, config: QuantConfig) -> str:
+def cache_key(name: str, digest: str, config: QuantConfig, export_format: int = EXPORT_FORMAT) -> str:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
-    return f"{slug}-{digest}-int8-{config.name}-v{EXPORT_FORMAT}"
+    return f"{slug}-{digest}-int8-{config.name}-v{export_format}"
+
+
+def _drop_older_formats(root: Path, name: str, digest: str, config: QuantConfig) -> None:
+    """Removes this model's exports in formats this release no longer reads (23 MB each for MiniLM)."""
+    for old in range(1, EXPORT_FORMAT):
+        stale = root / cache_key(name, digest, config, old)
+        if stale.exists():
+            shutil.rmtree(stale, ignore_errors=True)
+            log.info("removed int8 ONNX model %s of an older export format", stale)
+        Path(str(stale) + ".lock").unlink(missing_ok=True)
 
 
 def ensure_int8_model(
@@ -247,6 +257,7 @@ def ensure_int8_model(
     root.mkdir(parents=True, exist_ok=True)
     final = root / cache_key(name, digest, config)
     with FileLock(str(final) + ".lock", timeout=600):
+        _drop_older_formats(root, name, digest, config)
         cached = _read_cache(final)
         if cached is not None:
             log.info("reusing cached int8 ONNX model %s", final)

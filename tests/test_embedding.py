@@ -199,6 +199,24 @@ def test_int8_vectors_do_not_depend_on_the_other_texts_of_a_call(
         assert vector == onnx_embedder.embed_query(text)
 
 
+def test_an_upgrade_replaces_the_export_of_an_older_format(
+    cache_dir: Path, onnx_embedder: SentenceTransformerEmbedder, tmp_path: Path
+) -> None:
+    import shutil
+
+    from rag.embedding_onnx import EXPORT_FORMAT
+
+    current = next((cache_dir / "onnx").glob(f"*-v{EXPORT_FORMAT}"))
+    upgraded = tmp_path / "models"
+    shutil.copytree(current, upgraded / "onnx" / current.name)
+    older = upgraded / "onnx" / f"{current.name.removesuffix(f'-v{EXPORT_FORMAT}')}-v{EXPORT_FORMAT - 1}"
+    shutil.copytree(current, older)
+    again = build_embedder("all-MiniLM-L6-v2", backend="onnx-int8", cache_dir=upgraded, batch_size=4)
+    assert not again.exported
+    assert not older.exists()
+    assert [p.name for p in (upgraded / "onnx").iterdir() if p.is_dir()] == [current.name]
+
+
 def test_a_closed_embedder_still_embeds(cache_dir: Path) -> None:
     if detect_quant_config() is None:
         pytest.skip("no int8 kernels on this CPU")
