@@ -126,9 +126,7 @@ class SentenceTransformerEmbedder:
         self.max_seq_length = max_seq_length
         self._encode_batch = encode_batch
         self._batch_size = batch_size
-        self._counter = Tokenizer.from_str(tokenizer.to_str())
-        self._counter.no_truncation()
-        self._counter.no_padding()
+        self._counter = _token_counter(tokenizer)
         self._lock = threading.Lock()
         self._truncated = 0
         self._workers = workers
@@ -258,13 +256,19 @@ def _backend_tokenizer(path: Path, st_model: Any) -> Tokenizer:
     raise EmbedderError(f"embedding model at {path} has no fast tokenizer (tokenizer.json)")
 
 
+def _token_counter(tokenizer: Tokenizer) -> Tokenizer:
+    """A copy that sees a text's every token: no truncation, no padding (the original is left as is)."""
+    counter = Tokenizer.from_str(tokenizer.to_str())
+    counter.no_truncation()
+    counter.no_padding()
+    return counter
+
+
 def _build_torch(resolved: ResolvedModel, digest: str, *, batch_size: int) -> SentenceTransformerEmbedder:
     st_model = _load_sentence_transformer(resolved.path)
     tokenizer = _backend_tokenizer(resolved.path, st_model)
     max_seq_length = int(st_model.max_seq_length)
-    counter = Tokenizer.from_str(tokenizer.to_str())
-    counter.no_truncation()
-    counter.no_padding()
+    counter = _token_counter(tokenizer)
 
     def encode(texts: Sequence[str]) -> tuple[npt.NDArray[np.float32], int]:
         truncated = sum(len(e.ids) > max_seq_length for e in counter.encode_batch(list(texts)))

@@ -171,7 +171,7 @@ class OnnxEncoder:
         self, *, model_path: Path, tokenizer_path: Path, max_seq_length: int, spec: PipelineSpec
     ) -> None:
         options = ort.SessionOptions()
-        # One thread per run: parallelism comes from running batches side by side (see TEXTS_PER_CALL);
+        # One thread per run: parallelism comes from running texts side by side (see TEXTS_PER_CALL);
         # InferenceSession.run is thread-safe and releases the GIL.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1

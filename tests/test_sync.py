@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -341,7 +341,7 @@ def _restricted_ids_of(fake: ConfluenceFake, **auth: Any) -> set[str]:
 
 
 class _BrokenEmbedder(HashingEmbedder):
-    def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         raise RuntimeError("model server out of memory")
 
 
@@ -464,7 +464,7 @@ class _FailsOnCall(HashingEmbedder):
         self.calls = 0
         self._good = good
 
-    def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         self.calls += 1
         if self.calls > self._good:
             raise RuntimeError("model server out of memory")
