@@ -351,6 +351,7 @@ class ConfluenceFake:
         for k in range(copies):
             for entry in entries:
                 page_id = self._copy_id(str(entry["id"]), k)
+                self._spaces.setdefault(str(entry.get("space", "LUMEN")), str(entry.get("space", "LUMEN")))
                 parent = entry.get("parent_id")
                 when = _parse_iso(str(entry["last_modified"]))
                 self._pages[page_id] = _PageState(

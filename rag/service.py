@@ -91,11 +91,24 @@ class WikiAssistant:
             raise ValueError("an empty prefix would reset every session")
         return await asyncio.to_thread(self._sessions.reset_prefix, prefix)
 
+    async def retrieve(self, message: IncomingMessage, *, k: int | None = None) -> Retrieved:
+        """The passages the next answer in this session would use, without answering or recording a turn."""
+        question = message.text.strip()
+        history = await asyncio.to_thread(self._sessions.history, message.session_key)
+        _, retrieved = await self._retrieve(history, question, k=k)
+        return retrieved
+
+    async def _retrieve(
+        self, history: Sequence[Turn], question: str, *, k: int | None = None
+    ) -> tuple[str, Retrieved]:
+        standalone = await self._standalone(history, question)
+        retrieved = await asyncio.to_thread(self._retriever.search, standalone, k=k)
+        return standalone, retrieved
+
     async def _answer(self, session_key: str, question: str) -> Reply:
         language = detect_language(question)
         history = await asyncio.to_thread(self._sessions.history, session_key)
-        standalone = await self._standalone(history, question)
-        retrieved: Retrieved = await asyncio.to_thread(self._retriever.search, standalone)
+        standalone, retrieved = await self._retrieve(history, question)
         if not retrieved.hits:
             ready = await asyncio.to_thread(self._retriever.ready)
             reply = not_found(language) if ready else Reply(text=EMPTY_INDEX, grounded=False, mode="error")
