@@ -84,7 +84,9 @@ def _summary(ranks: list[int | None]) -> dict[str, float | int]:
     }
 
 
-async def run(core: Any, questions: list[dict[str, Any]], show_misses: bool) -> dict[str, Any]:
+async def run(
+    core: Any, questions: list[dict[str, Any]], show_misses: bool, dump: list[dict[str, Any]]
+) -> dict[str, Any]:
     from rag.answering import detect_language
     from rag.types import IncomingMessage
 
@@ -109,6 +111,18 @@ async def run(core: Any, questions: list[dict[str, Any]], show_misses: bool) -> 
         latencies.append((time.perf_counter() - t0) * 1000)
         reply = await assistant.ask(message)
         refused = not reply.sources
+        dump.append(
+            {
+                "id": q["id"],
+                "kind": q["kind"],
+                "lang": q.get("lang", "en"),
+                "rank": _rank(retrieved.hits, set(q["page_ids"])) if q["page_ids"] else None,
+                "refused": refused,
+                "dense": round(retrieved.best_similarity, 4),
+                "heading": round(retrieved.heading_similarity, 4),
+                "coverage": round(retrieved.coverage, 4),
+            }
+        )
         if q["kind"] == "unanswerable":
             unanswerable += 1
             refused_unanswerable += refused
@@ -166,6 +180,7 @@ def main() -> None:
     parser.add_argument("--backend", default="onnx-int8")
     parser.add_argument("--cache", default=str(ROOT / ".bench-cache"))
     parser.add_argument("--show-misses", action="store_true")
+    parser.add_argument("--dump", default="", help="write each question's rank and signals to this file")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -221,8 +236,11 @@ def main() -> None:
                 "chunks": report.chunks_total,
                 "sync_s": round(time.perf_counter() - t0, 1),
             }
+            dump: list[dict[str, Any]] = []
             if questions:
-                result.update(asyncio.run(run(core, questions, args.show_misses)))
+                result.update(asyncio.run(run(core, questions, args.show_misses, dump)))
+            if args.dump:
+                Path(args.dump).write_text(json.dumps(dump, indent=0), encoding="utf-8")
         finally:
             core.close()
     print(json.dumps(result, indent=2, ensure_ascii=False))

@@ -15,12 +15,15 @@ from typing import cast
 from filelock import FileLock, Timeout
 
 from bot.config import Settings, SettingsError
+from rag.abstention import AbstentionPolicy
 from rag.answering import Prompts
 from rag.chunking import CHUNK_FORMAT, chunk_page
 from rag.confluence import ConfluenceSource, RestClient
+from rag.crosslingual import HeadingIndex, UseEncoder
 from rag.index import open_chroma
 from rag.knowledge import KnowledgeBase
-from rag.ports import ChatModel, Embedder, PageSource, SessionStore
+from rag.language import LanguageDetector
+from rag.ports import ChatModel, Embedder, PageSource, SentenceEncoder, SessionStore
 from rag.retrieval import HybridRetriever
 from rag.service import WikiAssistant
 from rag.state import StateStore
@@ -278,6 +281,12 @@ class Core:
         finally:
             lock.release()
 
+    def warm(self) -> None:
+        """Loads the models and builds the in-memory indexes now rather than on a user's question."""
+        self.embedder.embed_query("warm-up")
+        self.assistant.warm()
+        self.retriever.warm()
+
     def close(self) -> None:
         self.sessions.close()
         self.kb.state.close()
@@ -293,6 +302,8 @@ def build_core(
     source: PageSource | None = None,
     chat_model: ChatModel | None = None,
     sessions: SessionStore | None = None,
+    language: LanguageDetector | None = None,
+    encoder: SentenceEncoder | None = None,
 ) -> Core:
     """Builds the core; tests may hand in port fakes, everything else comes from settings."""
     quiet_libraries()
@@ -324,6 +335,11 @@ def build_core(
         k=settings.retrieval_top_k,
         max_per_page=settings.retrieval_max_per_page,
         mode=settings.retrieval_mode,
+        headings=(
+            HeadingIndex(encoder or UseEncoder(), cache_path=settings.data_dir / "headings.npz")
+            if settings.retrieval_crosslingual
+            else None
+        ),
     )
     store = sessions or build_sessions(settings)
     try:
@@ -338,6 +354,7 @@ def build_core(
         chat_model=chat_model or build_chat_model(settings),
         prompts=Prompts.load(system_prompt),
         max_question_chars=settings.max_question_chars,
-        min_similarity=settings.retrieval_min_similarity,
+        abstention=AbstentionPolicy(min_similarity=settings.retrieval_min_similarity),
+        language=language or LanguageDetector(),
     )
     return Core(settings, emb, kb, retriever, store, assistant, source)

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     retrieval_max_per_page: int = Field(default=2, ge=1, le=50)
     retrieval_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     retrieval_min_similarity: float = Field(default=0.3, ge=0, le=1)
+    retrieval_crosslingual: bool = True
     max_question_chars: int = Field(default=2000, ge=10, le=100000)
 
     # Model

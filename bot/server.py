@@ -56,9 +56,9 @@ async def admin_sync(request: web.Request) -> web.Response:
 
 async def _warm_up(core: Core) -> None:
     try:
-        await asyncio.to_thread(core.embedder.embed_query, "warm-up")
+        await asyncio.to_thread(core.warm)
     except Exception:
-        log.exception("the embedding model could not be loaded; questions will fail until this is fixed")
+        log.exception("the models could not be loaded; questions will fail until this is fixed")
 
 
 def build_web_app(
@@ -84,9 +84,7 @@ def build_web_app(
 
     async def start_scheduler(app: web.Application) -> None:
         # Load the embedding model now, off the loop, rather than on the first user's question.
-        app[WARMUP] = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(core.embedder.embed_query, "warm-up")
-        )
+        app[WARMUP] = asyncio.get_running_loop().create_task(_warm_up(core))
         if with_scheduler and settings.confluence_url:
             start_now = await asyncio.to_thread(needs_startup_sync, core, datetime.now(UTC))
             scheduler = build_scheduler(core, runner, start_now=start_now, interval_s=interval_s)

@@ -6,6 +6,9 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
+import numpy as np
+from numpy.typing import NDArray
+
 from rag.types import Chunk, IncomingMessage, Page, PageRef, Reply, Turn
 
 
@@ -34,6 +37,15 @@ class Embedder(Protocol):
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
 
     def embed_query(self, text: str) -> list[float]: ...
+
+
+class SentenceEncoder(Protocol):
+    """A multilingual encoder of short texts (headings, questions) into unit vectors."""
+
+    @property
+    def name(self) -> str: ...
+
+    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
 
 
 class VectorIndex(Protocol):

@@ -7,16 +7,18 @@ import logging
 import weakref
 from collections.abc import Sequence
 
+from rag.abstention import AbstentionPolicy
 from rag.answering import (
     EXTRACTIVE_INTRO,
     MODEL_DOWN_INTRO,
     Prompts,
     cite,
-    detect_language,
     extractive,
     not_found,
 )
 from rag.commands import HELP_TEXT, Command, parse_command
+from rag.followup import TopicLink, topic_link
+from rag.language import LanguageDetector
 from rag.ports import ChatModel, SessionStore
 from rag.retrieval import HybridRetriever, Retrieved
 from rag.types import IncomingMessage, Reply, Turn
@@ -39,14 +41,16 @@ class WikiAssistant:
         chat_model: ChatModel | None,
         prompts: Prompts,
         max_question_chars: int = 2000,
-        min_similarity: float = 0.3,
+        abstention: AbstentionPolicy | None = None,
+        language: LanguageDetector | None = None,
     ) -> None:
         self._retriever = retriever
         self._sessions = sessions
         self._model = chat_model
         self._prompts = prompts
         self._max_chars = max_question_chars
-        self._min_similarity = min_similarity
+        self._abstention = abstention or AbstentionPolicy()
+        self._language = language or LanguageDetector()
         # One lock per live session: a user's rapid follow-ups are answered in order, with history.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -76,6 +80,9 @@ class WikiAssistant:
                 log.exception("answering failed for session %s", message.session_key[:80])
                 return Reply(text=BROKEN, grounded=False, mode="error")
 
+    def warm(self) -> None:
+        self._language.warm()
+
     def _lock_of(self, session_key: str) -> asyncio.Lock:
         lock = self._locks.get(session_key)
         if lock is None:
@@ -101,19 +108,31 @@ class WikiAssistant:
     async def _retrieve(
         self, history: Sequence[Turn], question: str, *, k: int | None = None
     ) -> tuple[str, Retrieved]:
-        standalone = await self._standalone(history, question)
-        retrieved = await asyncio.to_thread(self._retriever.search, standalone, k=k)
-        return standalone, retrieved
+        """The question as retrieval should read it, and what it retrieves."""
+        if not any(t.role == "user" for t in history):
+            return question, await asyncio.to_thread(self._retriever.search, question, k=k)
+        if self._model is not None:
+            standalone = await self._condensed(self._model, history, question)
+            return standalone, await asyncio.to_thread(self._retriever.search, standalone, k=k)
+        # Without a model, a follow-up ("and on Linux?") borrows the previous question's topic; a
+        # message that stands on its own starts a new one and is searched alone.
+        last_user = _topic_of(history)
+        link = topic_link(question)
+        if link is TopicLink.CONTINUES:
+            standalone = f"{last_user}\n{question}"
+            return standalone, await asyncio.to_thread(self._retriever.search, standalone, k=k)
+        context = last_user if link is TopicLink.MAYBE else ""
+        return question, await asyncio.to_thread(self._retriever.search, question, k=k, context=context)
 
     async def _answer(self, session_key: str, question: str) -> Reply:
-        language = detect_language(question)
+        language = await asyncio.to_thread(self._language.detect, question)
         history = await asyncio.to_thread(self._sessions.history, session_key)
         standalone, retrieved = await self._retrieve(history, question)
         if not retrieved.hits:
             ready = await asyncio.to_thread(self._retriever.ready)
             reply = not_found(language) if ready else Reply(text=EMPTY_INDEX, grounded=False, mode="error")
         elif self._model is None:
-            if retrieved.dense_used and retrieved.best_similarity < self._min_similarity:
+            if self._abstention.abstains(retrieved):
                 reply = not_found(language)
             else:
                 reply = extractive(retrieved.hits, language, intro=EXTRACTIVE_INTRO)
@@ -136,20 +155,21 @@ class WikiAssistant:
             )
         return reply
 
-    async def _standalone(self, history: Sequence[Turn], question: str) -> str:
-        """A follow-up condensed with its history into a question retrieval can use on its own."""
-        if not history:
-            return question
-        if self._model is None:
-            # Without a model, the previous question carries the topic ("and on Linux?").
-            last_user = next((t.content for t in reversed(history) if t.role == "user"), "")
-            return f"{last_user}\n{question}".strip()
+    async def _condensed(self, model: ChatModel, history: Sequence[Turn], question: str) -> str:
+        """A follow-up rewritten by the model, with its history, into a question that stands alone."""
         try:
-            rewritten = await self._model.complete(
-                messages=self._prompts.condense_messages(history, question)
-            )
+            rewritten = await model.complete(messages=self._prompts.condense_messages(history, question))
         except Exception as exc:
             log.warning("could not condense the follow-up, using it as is: %s", exc)
             return question
         rewritten = rewritten.strip().splitlines()[0].strip() if rewritten.strip() else ""
         return rewritten[: self._max_chars] or question
+
+
+def _topic_of(history: Sequence[Turn]) -> str:
+    """The user's last question, with the one before when it was itself a follow-up ("and on Linux?")."""
+    questions = [t.content for t in history if t.role == "user"]
+    topic = questions[-1]
+    if len(questions) > 1 and topic_link(topic) is TopicLink.CONTINUES:
+        topic = f"{questions[-2]}\n{topic}"
+    return topic
