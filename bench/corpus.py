@@ -1,6 +1,7 @@
 """Builds the real evaluation corpus: two public manuals as Confluence spaces, offline, in one command.
 
     python bench/corpus.py [--out bench/.corpus]
+    python bench/corpus.py --slice tests/data/quality_slice   # the small slice CI runs (committed)
 
 Sources are Debian's documentation packages (installed with apt-get when run as root and missing):
 Python 3.11's manual (`python3.11-doc`, Sphinx HTML, ~500 pages) as space PY and git's manual (`git-doc`,
@@ -20,12 +21,13 @@ import posixpath
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup, NavigableString, Tag, XMLParsedAsHTMLWarning
 from bs4.element import Comment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -276,6 +278,8 @@ def _parent_rel(src: Source, known: set[tuple[str, str]]) -> str | None:
 
 def build(out: Path) -> dict[str, object]:
     ensure_packages()
+    # git's pages are XHTML; the HTML parser reads them as the browser does.
+    warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
     all_sources = list(sources())
     soups: dict[str, BeautifulSoup] = {}
     titles: dict[tuple[str, str], str] = {}
@@ -328,13 +332,60 @@ def build(out: Path) -> dict[str, object]:
     }
 
 
+def build_slice(
+    corpus: Path, questions: Path, out: Path, *, max_page_bytes: int, distractors: int
+) -> dict[str, object]:
+    """A small committed slice for CI: the small pages that answer questions, some other pages, the questions.
+
+    Every question whose gold pages are all small is kept, with every unanswerable question; every k-th
+    remaining small page joins as a distractor so that retrieval still has to choose. Parents outside the
+    slice are dropped (the pages become top-level).
+    """
+    entries = json.loads((corpus / "space.json").read_text(encoding="utf-8"))
+    size = {e["key"]: (corpus / e["file"]).stat().st_size for e in entries}
+    kept_questions = []
+    for path in sorted(questions.glob("*.json")):
+        for q in json.loads(path.read_text(encoding="utf-8")):
+            if q["kind"] == "unanswerable" or all(size[p] <= max_page_bytes for p in q["pages"]):
+                kept_questions.append(q)
+    gold = {p for q in kept_questions for p in q["pages"]}
+    others = [e["key"] for e in entries if e["key"] not in gold and size[e["key"]] <= max_page_bytes]
+    step = max(1, len(others) // max(1, distractors))
+    keys = gold | set(others[::step][:distractors])
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    kept = [dict(e) for e in entries if e["key"] in keys]
+    ids = {e["id"] for e in kept}
+    for e in kept:
+        if e["parent_id"] not in ids:
+            e["parent_id"] = None
+        shutil.copyfile(corpus / e["file"], out / e["file"])
+    (out / "space.json").write_text(json.dumps(kept, indent=1, ensure_ascii=False), encoding="utf-8")
+    (out / "questions.json").write_text(
+        json.dumps(kept_questions, indent=1, ensure_ascii=False), encoding="utf-8"
+    )
+    return {"out": str(out), "pages": len(kept), "questions": len(kept_questions)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", default=str(DEFAULT_OUT))
+    parser.add_argument("--slice", default="", help="write the CI slice of an existing corpus here instead")
     args = parser.parse_args()
-    print(json.dumps(build(Path(args.out)), indent=2))
+    if args.slice:
+        result = build_slice(
+            Path(args.out),
+            ROOT / "bench" / "quality_set",
+            Path(args.slice),
+            max_page_bytes=20_000,
+            distractors=50,
+        )
+    else:
+        result = build(Path(args.out))
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -87,8 +87,10 @@ def _summary(ranks: list[int | None]) -> dict[str, float | int]:
 async def run(
     core: Any, questions: list[dict[str, Any]], show_misses: bool, dump: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    from rag.answering import detect_language
+    from rag.language import LanguageDetector
     from rag.types import IncomingMessage
+
+    detect_language = LanguageDetector().detect
 
     assistant = core.assistant
     await assistant.retrieve(IncomingMessage(session_key="warm", text="warm up"))
@@ -119,8 +121,7 @@ async def run(
                 "rank": _rank(retrieved.hits, set(q["page_ids"])) if q["page_ids"] else None,
                 "refused": refused,
                 "dense": round(retrieved.best_similarity, 4),
-                "heading": round(retrieved.heading_similarity, 4),
-                "coverage": round(retrieved.coverage, 4),
+                "rerank": None if retrieved.rerank_score is None else round(retrieved.rerank_score, 3),
             }
         )
         if q["kind"] == "unanswerable":

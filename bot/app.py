@@ -19,11 +19,11 @@ from rag.abstention import AbstentionPolicy
 from rag.answering import Prompts
 from rag.chunking import CHUNK_FORMAT, chunk_page
 from rag.confluence import ConfluenceSource, RestClient
-from rag.crosslingual import HeadingIndex, UseEncoder
 from rag.index import open_chroma
 from rag.knowledge import KnowledgeBase
 from rag.language import LanguageDetector
-from rag.ports import ChatModel, Embedder, PageSource, SentenceEncoder, SessionStore
+from rag.ports import ChatModel, Embedder, PageSource, Reranker, SessionStore
+from rag.rerank import CrossEncoderReranker
 from rag.retrieval import HybridRetriever
 from rag.service import WikiAssistant
 from rag.state import StateStore
@@ -303,7 +303,7 @@ def build_core(
     chat_model: ChatModel | None = None,
     sessions: SessionStore | None = None,
     language: LanguageDetector | None = None,
-    encoder: SentenceEncoder | None = None,
+    reranker: Reranker | None = None,
 ) -> Core:
     """Builds the core; tests may hand in port fakes, everything else comes from settings."""
     quiet_libraries()
@@ -335,11 +335,8 @@ def build_core(
         k=settings.retrieval_top_k,
         max_per_page=settings.retrieval_max_per_page,
         mode=settings.retrieval_mode,
-        headings=(
-            HeadingIndex(encoder or UseEncoder(), cache_path=settings.data_dir / "headings.npz")
-            if settings.retrieval_crosslingual
-            else None
-        ),
+        reranker=(reranker or CrossEncoderReranker()) if settings.retrieval_rerank else None,
+        rerank_candidates=settings.retrieval_rerank_candidates,
     )
     store = sessions or build_sessions(settings)
     try:
@@ -354,7 +351,10 @@ def build_core(
         chat_model=chat_model or build_chat_model(settings),
         prompts=Prompts.load(system_prompt),
         max_question_chars=settings.max_question_chars,
-        abstention=AbstentionPolicy(min_similarity=settings.retrieval_min_similarity),
+        abstention=AbstentionPolicy(
+            min_similarity=settings.retrieval_min_similarity,
+            min_rerank_score=settings.retrieval_min_rerank_score,
+        ),
         language=language or LanguageDetector(),
     )
     return Core(settings, emb, kb, retriever, store, assistant, source)

@@ -30,50 +30,6 @@ _DECORATION = " \t*_~`\"'“”‘’«»„.,;:!?…()[]{}<>#|-"
 _NO_ANSWER_LINE = re.compile(NO_ANSWER, re.IGNORECASE)
 _NO_ANSWER_START = re.compile(rf"{NO_ANSWER}\b", re.IGNORECASE)
 _NO_ANSWER_END = re.compile(rf"\b{NO_ANSWER}$", re.IGNORECASE)
-_FRENCH_WORDS = frozenset(
-    [
-        "le",
-        "la",
-        "les",
-        "un",
-        "une",
-        "des",
-        "du",
-        "de",
-        "et",
-        "est",
-        "sont",
-        "pour",
-        "comment",
-        "quel",
-        "quelle",
-        "quels",
-        "quelles",
-        "où",
-        "qui",
-        "que",
-        "quoi",
-        "dans",
-        "avec",
-        "sur",
-        "je",
-        "nous",
-        "vous",
-        "mon",
-        "ma",
-        "mes",
-        "notre",
-        "votre",
-        "faut",
-        "faire",
-        "peut",
-        "puis-je",
-        "dois-je",
-        "est-ce",
-    ]
-)
-_FRENCH_CHARS = set("éèêàùçôîâœ")
-
 NOT_FOUND = {
     "en": "I couldn't find the answer to this in the wiki. Try rephrasing, or ask the team that owns the topic.",
     "fr": "Je n'ai pas trouvé la réponse dans le wiki. Essayez de reformuler, ou demandez à l'équipe concernée.",
@@ -87,12 +43,6 @@ MODEL_DOWN_INTRO = {
     "fr": "_Le modèle de langage est indisponible pour le moment ; voici les passages du wiki les plus pertinents._",
 }
 LANGUAGE_NAMES = {"en": "English", "fr": "French"}
-
-
-def detect_language(text: str) -> str:
-    words = re.findall(r"[\w'-]+", text.lower())
-    french = sum(w in _FRENCH_WORDS for w in words) + 2 * sum(ch in _FRENCH_CHARS for ch in text.lower())
-    return "fr" if french >= max(2, len(words) // 4) else "en"
 
 
 def _message_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:

@@ -125,21 +125,3 @@ class LexicalIndex:
         scores = bm25.get_scores(terms)
         top = np.argsort(scores)[::-1][:k]
         return [(chunks[i], float(scores[i])) for i in top if scores[i] > 0]
-
-    def coverage(self, terms: Sequence[str], chunks: Sequence[Chunk]) -> float:
-        """IDF-weighted share of the query terms that occur in these chunks.
-
-        A term the wiki never uses weighs as much as its rarest word: it is the surest sign the question
-        is about something else. Uses the model of the last search (call `search` first).
-        """
-        with self._lock:
-            bm25 = self._bm25
-        if not terms:
-            return 1.0
-        idf: dict[str, float] = bm25.idf if bm25 is not None else {}
-        unknown = max(idf.values(), default=1.0)
-        present: set[str] = set()
-        for chunk in chunks:
-            present.update(tokenize(chunk.text))
-        weights = {t: max(idf.get(t, unknown), 0.05) for t in set(terms)}
-        return sum(w for t, w in weights.items() if t in present) / sum(weights.values())

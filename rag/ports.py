@@ -6,9 +6,6 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
-import numpy as np
-from numpy.typing import NDArray
-
 from rag.types import Chunk, IncomingMessage, Page, PageRef, Reply, Turn
 
 
@@ -39,13 +36,15 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> list[float]: ...
 
 
-class SentenceEncoder(Protocol):
-    """A multilingual encoder of short texts (headings, questions) into unit vectors."""
+class Reranker(Protocol):
+    """Scores (question, passage) pairs together: higher is a better answer."""
 
     @property
     def name(self) -> str: ...
 
-    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
+    def warm(self) -> None: ...
+
+    def score(self, query: str, passages: Sequence[str]) -> list[float]: ...
 
 
 class VectorIndex(Protocol):

@@ -1,29 +1,30 @@
-"""Hybrid retrieval: dense (Chroma) and lexical (BM25), fused by reciprocal rank, at most N per page."""
+"""Hybrid retrieval: dense (Chroma) and lexical (BM25) candidates fused by reciprocal rank, the best few
+re-scored by a cross-encoder, pages ranked by their best passages, at most N passages per page."""
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.chunking import embedding_text
-from rag.crosslingual import HeadingIndex
-from rag.index import ChromaIndex
 from rag.knowledge import KnowledgeBase
-from rag.lexical import LexicalIndex, tokenize
-from rag.ports import Embedder
+from rag.lexical import LexicalIndex
+from rag.ports import Embedder, Reranker
 from rag.types import Chunk, Hit
 
 log = logging.getLogger(__name__)
 
-# The usual RRF constant: damps the head so one list cannot dominate.
-RRF_K = 60
-DENSE_WEIGHT = 1.0
-LEXICAL_WEIGHT = 1.0
-HEADING_WEIGHT = 1.0
-# Passages whose words count for the question's coverage.
-COVERAGE_HITS = 3
+# Reciprocal rank fusion: score = sum of 1 / (RRF_K + rank). The usual 60 flattens the head so much that
+# the first and the tenth candidate barely differ; on bench/quality_set 5 ranks the right page first more
+# often (MRR@10 0.675 → 0.723 with page aggregation, recall@5 0.862 → 0.916).
+RRF_K = 5
+# A page's score is its best passage's score plus half its second best: a page that answers in two places
+# beats one that mentions the words once, but a short page with one exact passage is not buried under a
+# long one with two fair passages (a full second passage measured the same on bench/quality_set).
+SECOND_PASSAGE_WEIGHT = 0.5
+# Candidates the cross-encoder re-scores: its cost grows with each (~10 ms a pair on one core).
+RERANK_CANDIDATES = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,46 +34,44 @@ class Retrieved:
     best_similarity: float
     # False when the index was built by another embedding model (a rebuild is pending): lexical only.
     dense_used: bool = True
-    # Cosine similarity of the best multilingual heading match (0 without a heading index).
-    heading_similarity: float = 0.0
-    # IDF-weighted share of the question's words found in the best passages: words the wiki never uses
-    # ("Terraform", "OpenShift") say it does not hold the answer, whatever the nearest vectors are.
-    coverage: float = 1.0
+    # The cross-encoder's best score over the candidates (None without a reranker): below about -5 no
+    # passage is about the question.
+    rerank_score: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Ranking:
-    kind: str  # "dense", "lexical" or "heading"
-    ranking: list[Chunk]
-    weight: float
-    best: float  # best similarity, for dense and heading rankings
-
-
-def fuse(
-    rankings: Sequence[Sequence[Chunk]],
-    *,
-    k: int,
-    max_per_page: int,
-    weights: Sequence[float] | None = None,
-) -> list[Hit]:
-    scores: dict[str, float] = {}
-    by_id: dict[str, Chunk] = {}
-    for n, ranking in enumerate(rankings):
-        weight = weights[n] if weights else 1.0
+def rrf(rankings: Sequence[Sequence[Chunk]]) -> dict[str, tuple[Chunk, float]]:
+    """Chunk id → (chunk, fused score) over several rankings of chunks."""
+    fused: dict[str, tuple[Chunk, float]] = {}
+    for ranking in rankings:
         for rank, chunk in enumerate(ranking):
-            scores[chunk.chunk_id] = scores.get(chunk.chunk_id, 0.0) + weight / (RRF_K + rank + 1)
-            by_id[chunk.chunk_id] = chunk
+            previous = fused.get(chunk.chunk_id, (chunk, 0.0))[1]
+            fused[chunk.chunk_id] = (chunk, previous + 1.0 / (RRF_K + rank + 1))
+    return fused
+
+
+def by_page(scored: dict[str, tuple[Chunk, float]], *, k: int, max_per_page: int) -> list[Hit]:
+    """Pages by their best passages' scores; within a page, its passages by score."""
+    pages: dict[str, list[tuple[Chunk, float]]] = {}
+    for chunk, score in scored.values():
+        pages.setdefault(chunk.page_id, []).append((chunk, score))
+    for passages in pages.values():
+        passages.sort(key=lambda cs: (-cs[1], cs[0].chunk_id))
+
+    def page_score(page_id: str) -> float:
+        best = pages[page_id]
+        return best[0][1] + (SECOND_PASSAGE_WEIGHT * best[1][1] if len(best) > 1 else 0.0)
+
     hits: list[Hit] = []
-    per_page: dict[str, int] = {}
-    for chunk_id in sorted(scores, key=lambda c: (-scores[c], c)):
-        chunk = by_id[chunk_id]
-        if per_page.get(chunk.page_id, 0) >= max_per_page:
-            continue
-        per_page[chunk.page_id] = per_page.get(chunk.page_id, 0) + 1
-        hits.append(Hit(chunk=chunk, score=scores[chunk_id]))
-        if len(hits) == k:
-            break
+    for page_id in sorted(pages, key=lambda p: (-page_score(p), p)):
+        for chunk, score in pages[page_id][:max_per_page]:
+            hits.append(Hit(chunk=chunk, score=score))
+            if len(hits) == k:
+                return hits
     return hits
+
+
+def fuse(rankings: Sequence[Sequence[Chunk]], *, k: int, max_per_page: int) -> list[Hit]:
+    return by_page(rrf(rankings), k=k, max_per_page=max_per_page)
 
 
 class HybridRetriever:
@@ -87,7 +86,8 @@ class HybridRetriever:
         max_per_page: int,
         mode: str = "hybrid",
         lexical: LexicalIndex | None = None,
-        headings: HeadingIndex | None = None,
+        reranker: Reranker | None = None,
+        rerank_candidates: int = RERANK_CANDIDATES,
     ) -> None:
         if mode not in ("hybrid", "dense", "lexical"):
             raise ValueError(f"unknown retrieval mode {mode!r}")
@@ -97,82 +97,64 @@ class HybridRetriever:
         self._max_per_page = max_per_page
         self._mode = mode
         self._lexical = lexical or LexicalIndex()
-        self._headings = headings
+        self._reranker = reranker
+        self._rerank_candidates = rerank_candidates
         self._warned_for: str | None = None
-        self._corpus_lock = threading.Lock()
-        self._corpus_key: tuple[str, int] | None = None
-        self._corpus: list[Chunk] = []
 
     def ready(self) -> bool:
         index = self._kb.active()
         return index is not None and index.count() > 0
 
     def warm(self) -> None:
-        """Builds what the first question would otherwise wait for (BM25, heading vectors)."""
+        """Builds what the first question would otherwise wait for (the BM25 model, the reranker)."""
+        if self._reranker is not None:
+            self._reranker.warm()
         self.search("warm up", k=1)
 
     def search(self, query: str, *, k: int | None = None, context: str = "") -> Retrieved:
-        """The k best passages for query. With a context (the conversation's previous question), passages
-        for the query alone and for the query read in that context are fused: a follow-up that may or may
-        not lean on its context finds both."""
+        """The k best passages for query. With a context (the conversation's previous question), the
+        candidates for the query alone and for the query read in that context are fused: a follow-up
+        that may or may not lean on its context finds both."""
         k = k or self._k
         index = self._kb.active()
         if index is None:
             return Retrieved((), 0.0)
-        key = (index.name, self._kb.state.revision())
-
-        def corpus() -> list[Chunk]:
-            # BM25 and the heading index both derive from every chunk: read them once per revision.
-            with self._corpus_lock:
-                if self._corpus_key != key:
-                    self._corpus, self._corpus_key = index.all_chunks(), key
-                return self._corpus
-
         # Query vectors of one model against an index of another are meaningless (or of another size):
         # until the rebuild is done, lexical retrieval answers alone.
         use_dense = self._mode in ("hybrid", "dense") and self._same_model()
-        signals = self._rankings(query, index, key, corpus, k=k, use_dense=use_dense)
-        if context.strip():
-            signals += self._rankings(f"{context}\n{query}", index, key, corpus, k=k, use_dense=use_dense)
-        hits = fuse(
-            [s.ranking for s in signals if s.ranking],
-            k=k,
-            max_per_page=self._max_per_page,
-            weights=[s.weight for s in signals if s.ranking],
-        )
-        coverage = self._lexical.coverage(tokenize(query), [h.chunk for h in hits[:COVERAGE_HITS]])
-        return Retrieved(
-            tuple(hits),
-            max((s.best for s in signals if s.kind == "dense"), default=0.0),
-            dense_used=use_dense,
-            heading_similarity=max((s.best for s in signals if s.kind == "heading"), default=0.0),
-            coverage=coverage,
-        )
-
-    def _rankings(
-        self,
-        query: str,
-        index: ChromaIndex,
-        key: tuple[str, int],
-        corpus: Callable[[], list[Chunk]],
-        *,
-        k: int,
-        use_dense: bool,
-    ) -> list[_Ranking]:
         candidates = max(4 * k, 20)
-        out: list[_Ranking] = []
-        if use_dense:
-            dense = index.query(self._embedder.embed_query(embedding_text(query)), k=candidates)
-            best = max((1.0 - d for _, d in dense), default=0.0)
-            out.append(_Ranking("dense", [c for c, _ in dense], DENSE_WEIGHT, best))
-        if self._mode in ("hybrid", "lexical") or not use_dense:
-            lexical = self._lexical.search(query, key=key, load=corpus, k=candidates)
-            out.append(_Ranking("lexical", [c for c, _ in lexical], LEXICAL_WEIGHT, 0.0))
-        if self._headings is not None and self._mode == "hybrid":
-            by_heading = self._headings.search(query, key=key, load=corpus, k=candidates)
-            best = max((s for _, s in by_heading), default=0.0)
-            out.append(_Ranking("heading", [c for c, _ in by_heading], HEADING_WEIGHT, best))
-        return out
+        rankings: list[list[Chunk]] = []
+        best_similarity = 0.0
+        queries = [query, f"{context}\n{query}"] if context.strip() else [query]
+        for text in queries:
+            if use_dense:
+                dense = index.query(self._embedder.embed_query(embedding_text(text)), k=candidates)
+                rankings.append([c for c, _ in dense])
+                best_similarity = max([best_similarity, *(1.0 - d for _, d in dense)])
+            if self._mode in ("hybrid", "lexical") or not use_dense:
+                key = (index.name, self._kb.state.revision())
+                lexical = self._lexical.search(text, key=key, load=index.all_chunks, k=candidates)
+                rankings.append([c for c, _ in lexical])
+        scored = rrf([r for r in rankings if r])
+        rerank_score = self._rerank(query, scored) if self._reranker is not None else None
+        hits = by_page(scored, k=k, max_per_page=self._max_per_page)
+        return Retrieved(tuple(hits), best_similarity, dense_used=use_dense, rerank_score=rerank_score)
+
+    def _rerank(self, query: str, scored: dict[str, tuple[Chunk, float]]) -> float | None:
+        """Adds the cross-encoder's ranking of the best candidates to their fused scores, in place.
+
+        Its ranking is fused like the others rather than replacing them: alone it ranks worse than
+        together with dense and lexical (MRR@10 0.668 alone, 0.745 fused, on bench/quality_set).
+        """
+        assert self._reranker is not None
+        best = sorted(scored, key=lambda c: (-scored[c][1], c))[: self._rerank_candidates]
+        if not best:
+            return None
+        logits = self._reranker.score(query, [scored[c][0].text for c in best])
+        for rank, (chunk_id, _) in enumerate(sorted(zip(best, logits, strict=True), key=lambda cl: -cl[1])):
+            chunk, score = scored[chunk_id]
+            scored[chunk_id] = (chunk, score + 1.0 / (RRF_K + rank + 1))
+        return max(logits)
 
     def _same_model(self) -> bool:
         built_with = self._kb.state.get("active_fingerprint")

@@ -132,7 +132,7 @@ class WikiAssistant:
             ready = await asyncio.to_thread(self._retriever.ready)
             reply = not_found(language) if ready else Reply(text=EMPTY_INDEX, grounded=False, mode="error")
         elif self._model is None:
-            if self._abstention.abstains(retrieved):
+            if self._abstention.abstains(retrieved, language):
                 reply = not_found(language)
             else:
                 reply = extractive(retrieved.hits, language, intro=EXTRACTIVE_INTRO)

@@ -25,6 +25,10 @@ def detector() -> LanguageDetector:
         ("How do I connect to the VPN?", "en"),
         ("Which git log option prints just one short line per commit?", "en"),
         ("Is it safe to unpickle data from users?", "en"),
+        # Keyword queries: too little text for the model alone, which leans French on them.
+        ("quillprint7 printer queue", "en"),
+        ("VPN", "en"),
+        ("Et sous Linux ?", "fr"),
     ],
 )
 def test_detects_the_language_of_short_questions(
