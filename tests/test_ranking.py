@@ -20,7 +20,7 @@ def _chunk(page: str, n: int, text: str = "") -> Chunk:
 def test_a_page_found_by_both_rankings_comes_before_pages_found_by_one() -> None:
     a, b, c = _chunk("A", 0), _chunk("B", 0), _chunk("C", 0)
     hits = fuse([[b, a], [c, a]], k=3, max_per_page=2)
-    assert [h.chunk.page_id for h in hits][0] == "A"
+    assert hits[0].chunk.page_id == "A"
 
 
 def test_a_page_answering_in_two_places_beats_a_page_with_one_close_passage() -> None:
