@@ -23,15 +23,13 @@ LengthFunction = Callable[[str], int]
 
 # Bump when the text of a chunk changes for the same page (header, rendering, embedding_text): the
 # knowledge base then rebuilds once instead of mixing the two formats.
-CHUNK_FORMAT: Final = 2
+CHUNK_FORMAT: Final = 3
 _FENCE_OPEN = re.compile(r"^(`{3,})[^`]*$")
 _HEADING_MARK = re.compile(r"^#{1,6} ", re.MULTILINE)
 _CELL_NAME = re.compile(r"^([^:;\n]{1,60}): ")
 # Oversized prose and table rows: break at sentences, then at cell boundaries, then at words.
 _TEXT_SEPARATORS = ["\n", ". ", "; ", " | ", ", ", " ", ""]
 _CODE_SEPARATORS = ["\n\n", "\n", " ", ""]
-# A section below this share of chunk_size is "tiny": it is merged with its neighbours when they fit.
-_TINY_SHARE = 3
 
 
 def embedding_text(text: str) -> str:
@@ -74,18 +72,19 @@ def chunk_page(
     chunk_overlap: int,
     length_function: LengthFunction = len,
 ) -> list[Chunk]:
-    """Chunks of one page, ids `{page_id}:{n}` in page order; each text, header included, fits chunk_size."""
+    """Chunks of one page, ids `{page_id}:{n}` in page order; each text, header included, fits chunk_size.
+
+    Sections are packed in page order until a chunk is full, so short sections share a chunk (each
+    under its own heading line) instead of each making a small one of its own: on 300 pages of Python's
+    and git's manuals, 7,650 chunks instead of 10,073. A section too long for one chunk is cut at lines,
+    then sentences, with `chunk_overlap` between its pieces.
+    """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
     if not 0 <= chunk_overlap < chunk_size:
         raise ValueError("chunk_overlap must be at least 0 and smaller than chunk_size")
     sizer = _Sizer(page, chunk_size, chunk_overlap, length_function)
-    pieces: list[tuple[str, str]] = []  # (section label, full chunk text)
-    for group in _groups(parse_storage(page.body), sizer):
-        header = sizer.header(group.trail)
-        label = " > ".join(group.trail)
-        for body in sizer.split(group.body, chunk_size - length_function(header)):
-            pieces.extend((label, text) for text in sizer.bounded(header, body))
+    pieces = sizer.pack(sizer.units(parse_storage(page.body)))
     if not pieces:
         title_only = sizer.header(()).strip("\n")
         if _clean(page.title) and title_only:
@@ -107,50 +106,16 @@ def chunk_page(
 
 
 @dataclass(frozen=True, slots=True)
-class _Group:
-    """Adjacent sections chunked together; a lone section keeps its full trail."""
+class _Unit:
+    """What a chunk is packed from: a line, a whole code fence, or a lead-in with what it introduces.
+
+    A section with no text of its own (a heading straight above a subheading) is one unit with empty
+    text, so that its heading is still written where the chunk crosses it.
+    """
 
     trail: tuple[str, ...]
-    body: str
-
-
-def _groups(sections: list[Section], sizer: _Sizer) -> list[_Group]:
-    """Merge tiny adjacent sections under the same parent so short headings don't make confetti."""
-    groups: list[list[Section]] = []
-    for section in sections:
-        if groups and _mergeable(groups[-1], section, sizer):
-            groups[-1].append(section)
-        else:
-            groups.append([section])
-    return [_render_group(g) for g in groups]
-
-
-def _mergeable(group: list[Section], section: Section, sizer: _Sizer) -> bool:
-    parent = group[0].headings[:-1]
-    if section.headings[: len(parent)] != parent:
-        return False
-    tiny = sizer.chunk_size // _TINY_SHARE
-    current = _render_group(group)
-    if sizer.length(current.body) > tiny and sizer.length(section.text) > tiny:
-        return False
-    merged = _render_group([*group, section])
-    return sizer.length(sizer.header(merged.trail) + merged.body) <= sizer.chunk_size
-
-
-def _render_group(group: list[Section]) -> _Group:
-    if len(group) == 1:
-        return _Group(group[0].headings, group[0].text)
-    common = _common_prefix([s.headings for s in group])
-    lines: list[str] = []
-    previous: tuple[str, ...] = common
-    for section in group:
-        for depth in range(len(common), len(section.headings)):
-            if previous[: depth + 1] != section.headings[: depth + 1]:
-                lines.append("#" * min(depth + 1, 6) + " " + section.headings[depth])
-        previous = section.headings
-        if section.text:
-            lines.append(section.text)
-    return _Group(common, "\n".join(lines))
+    text: str
+    size: int
 
 
 def _common_prefix(trails: list[tuple[str, ...]]) -> tuple[str, ...]:
@@ -175,8 +140,24 @@ class _Sizer:
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self.length = length
+        # A token count costs a tokenizer pass: each unit, heading line and header is measured once.
+        self._sizes: dict[str, int] = {}
+        self._headers: dict[tuple[str, ...], str] = {}
+        self.separator = self.measure("\n")
+
+    def measure(self, text: str) -> int:
+        size = self._sizes.get(text)
+        if size is None:
+            size = self._sizes[text] = self.length(text)
+        return size
 
     def header(self, trail: tuple[str, ...]) -> str:
+        header = self._headers.get(trail)
+        if header is None:
+            header = self._headers[trail] = self._header(trail)
+        return header
+
+    def _header(self, trail: tuple[str, ...]) -> str:
         """`title`, `section trail`, blank line; shortened to half a chunk at most.
 
         Every header token is embedded once per chunk, so the header says only what tells chunks apart:
@@ -210,46 +191,137 @@ class _Sizer:
                 hi = mid - 1
         return title[:lo] + "\n\n" if lo else ""
 
-    def split(self, body: str, budget: int) -> list[str]:
-        """A section body cut to `budget`, whole lines and whole code fences kept together."""
-        budget = max(1, budget)
-        if not body:
-            return [""]
-        if self.length(body) <= budget:
-            return [body]
-        units: list[str] = []
-        for parts in _units(body):
-            joined = "\n".join(parts)
-            if self.length(joined) <= budget:
-                units.append(joined)
+    def units(self, sections: list[Section]) -> list[_Unit]:
+        """The page as units in order, each one small enough for a chunk under its own section's header."""
+        out: list[_Unit] = []
+        for section in sections:
+            trail = section.headings
+            if not section.text:
+                if trail:
+                    out.append(_Unit(trail, "", 0))
                 continue
-            for part in parts:
-                units.extend(self._split_unit(part, budget) if self.length(part) > budget else [part])
-        return self._pack(units, budget)
+            budget = max(1, self.chunk_size - self.measure(self.header(trail)))
+            for parts in _units(section.text):
+                out.extend(_Unit(trail, piece, self.measure(piece)) for piece in self._glued(parts, budget))
+        return out
 
-    def _pack(self, units: list[str], budget: int) -> list[str]:
-        """Greedy packing with overlap, the way langchain merges splits.
+    def _glued(self, parts: list[str], budget: int) -> list[str]:
+        """A unit (a lead-in and what it introduces, or one line) as pieces within `budget`.
 
-        We pack ourselves rather than hand the whole text to the splitter: its greedy merge would cut a code
-        fence at a blank line inside it even when the fence fits whole in the next chunk.
+        A lead-in stays with the first piece of a code block that has to be cut anyway; a block that
+        fits whole stays whole, and its lead-in goes on with the text before it.
         """
-        separator = self.length("\n")
-        overlap = min(self.chunk_overlap, budget // 2)
-        chunks: list[str] = []
-        current: list[tuple[str, int]] = []
-        total = 0
+        joined = "\n".join(parts)
+        if self.measure(joined) <= budget:
+            return [joined]
+        if len(parts) == 2 and self.measure(parts[1]) > budget:
+            lead, rest = parts
+            room = budget - self.measure(lead) - self.separator
+            if room >= budget // 2:
+                pieces = self._fit(rest, room, room)
+                first = f"{lead}\n{pieces[0]}"
+                if self.measure(first) <= budget:
+                    return [first, *pieces[1:]]
+        return [piece for part in parts for piece in self._fit(part, budget, budget)]
+
+    def _fit(self, unit: str, budget: int, cut: int) -> list[str]:
+        """A unit cut into pieces that each measure within `budget` (itself when it fits).
+
+        The splitter adds up the sizes of short pieces, and a short run of dense code (hex, paths) has
+        more tokens than characters: a piece that still measures over is cut again, smaller in
+        proportion (a tenth at least), rather than left for the final check to chop into fragments.
+        """
+        if self.measure(unit) <= budget:
+            return [unit]
+        pieces: list[str] = []
+        for piece in self._split_unit(unit, cut):
+            size = self.measure(piece)
+            if size <= budget or cut <= 1:
+                pieces.append(piece)
+            else:
+                pieces.extend(self._fit(piece, budget, min(cut * 9 // 10, cut * budget // size)))
+        return pieces
+
+    def pack(self, units: list[_Unit]) -> list[tuple[str, str]]:
+        """(section label, chunk text) of units packed greedily in order, every text within chunk_size.
+
+        Sizes are added up to plan a chunk (a token count is nearly additive across a line break) and the
+        planned text is measured once; when the sum was short of the truth, units go back to the next
+        chunk. Consecutive chunks of one section overlap by up to `chunk_overlap` of whole units.
+        """
+        out: list[tuple[str, str]] = []
+        carried: list[_Unit] = []
+        i = 0
+        while i < len(units):
+            if carried and _Draft(self, [*carried, units[i]]).size > self.chunk_size:
+                carried = []
+            draft = _Draft(self, [*carried, units[i]])
+            j = i + 1
+            while j < len(units) and draft.size_with(units[j]) <= self.chunk_size:
+                draft.add(units[j])
+                j += 1
+            new = j - i
+            while True:
+                label, header, body = self.render(draft.units)
+                text = header + body if body else header.rstrip("\n")
+                measured = self.length(text)
+                if measured <= self.chunk_size or new == 1:
+                    break
+                new = self._fewer(draft.units, len(carried), new, measured)
+                draft = _Draft(self, draft.units[: len(carried) + new])
+            if measured > self.chunk_size and carried:
+                carried = []  # the overlap leaves no room for the next unit: start it afresh
+                continue
+            if any(u.text for u in draft.units[len(carried) :]):  # a heading alone is no chunk
+                if measured <= self.chunk_size:
+                    out.append((label, text))
+                else:
+                    out.extend((label, piece) for piece in self.bounded(header, body))
+            i += new
+            carried = self._overlap(draft.units, units[i] if i < len(units) else None)
+        return out
+
+    def _fewer(self, units: list[_Unit], carried: int, new: int, measured: int) -> int:
+        """How many new units to try after a measured text came out over the size: in proportion."""
+        target = _Draft(self, units[: carried + new]).size * self.chunk_size / measured
+        while new > 1:
+            new -= 1
+            if _Draft(self, units[: carried + new]).size <= target:
+                break
+        return new
+
+    def _overlap(self, units: list[_Unit], following: _Unit | None) -> list[_Unit]:
+        """The last units of a chunk that the next one repeats: only inside a section that continues."""
+        if following is None or not self.chunk_overlap or units[-1].trail != following.trail:
+            return []
+        budget = self.chunk_size - self.measure(self.header(following.trail))
+        limit = min(self.chunk_overlap, budget // 2)
+        total, n = 0, 0
+        for unit in reversed(units[1:]):  # never the whole chunk again
+            if unit.trail != following.trail or not unit.text:
+                break
+            total += unit.size + (self.separator if n else 0)
+            if total > limit:
+                break
+            n += 1
+        return units[len(units) - n :] if n else []
+
+    def render(self, units: list[_Unit]) -> tuple[str, str, str]:
+        """Label, header and body of a chunk; a section entered inside the chunk gets its heading line.
+
+        The header names what all units share (a trail that holds for the whole chunk); the label, which
+        a citation shows, falls back to the first unit's section when they share nothing.
+        """
+        common = _common_prefix([u.trail for u in units])
+        lines: list[str] = []
+        previous = common
         for unit in units:
-            size = self.length(unit)
-            if current and total + separator + size > budget:
-                chunks.append("\n".join(u for u, _ in current))
-                while current and (total > overlap or total + separator + size > budget):
-                    total -= current[0][1] + (separator if len(current) > 1 else 0)
-                    current.pop(0)
-            total += size + (separator if current else 0)
-            current.append((unit, size))
-        if current:
-            chunks.append("\n".join(u for u, _ in current))
-        return chunks
+            lines.extend(_heading_lines(previous, unit.trail, len(common)))
+            previous = unit.trail
+            if unit.text:
+                lines.append(unit.text)
+        label = " > ".join(common or units[0].trail)
+        return label, self.header(common), "\n".join(lines)
 
     def _split_unit(self, unit: str, budget: int) -> list[str]:
         lines = unit.split("\n")
@@ -290,7 +362,9 @@ class _Sizer:
             if size <= self.chunk_size:
                 out.append(text)
                 continue
-            budget = max(1, self.chunk_size - self.length(header) - (size - self.chunk_size))
+            room = self.chunk_size - self.length(header)
+            # Subtract a small excess; shrink in proportion to a large one (dense code), not to nothing.
+            budget = max(1, room - (size - self.chunk_size), room * self.chunk_size // size)
             parts = [
                 p
                 for p in RecursiveCharacterTextSplitter(
@@ -309,6 +383,59 @@ class _Sizer:
                 continue
             pending[:0] = parts
         return out
+
+
+class _Draft:
+    """The planned size of a chunk's units (header, heading lines, texts), kept up as units are added."""
+
+    def __init__(self, sizer: _Sizer, units: list[_Unit]) -> None:
+        self._sizer = sizer
+        self._plan(units)
+
+    def _plan(self, units: list[_Unit]) -> None:
+        self.units = units
+        self.common = _common_prefix([u.trail for u in units])
+        self._header = self._sizer.measure(self._sizer.header(self.common))
+        self._body, self._lines = 0, 0
+        previous = self.common
+        for unit in units:
+            body, lines = self._cost(previous, unit, self.common)
+            self._body += body
+            self._lines += lines
+            previous = unit.trail
+
+    @property
+    def size(self) -> int:
+        return self._header + self._body + self._sizer.separator * max(0, self._lines - 1)
+
+    def size_with(self, unit: _Unit) -> int:
+        if unit.trail[: len(self.common)] != self.common:  # the shared trail shrinks: plan afresh
+            return _Draft(self._sizer, [*self.units, unit]).size
+        body, lines = self._cost(self.units[-1].trail, unit, self.common)
+        return self._header + self._body + body + self._sizer.separator * (self._lines + lines - 1)
+
+    def add(self, unit: _Unit) -> None:
+        if unit.trail[: len(self.common)] != self.common:
+            self._plan([*self.units, unit])
+            return
+        body, lines = self._cost(self.units[-1].trail, unit, self.common)
+        self.units.append(unit)
+        self._body += body
+        self._lines += lines
+
+    def _cost(self, previous: tuple[str, ...], unit: _Unit, common: tuple[str, ...]) -> tuple[int, int]:
+        headings = _heading_lines(previous, unit.trail, len(common))
+        body = sum(self._sizer.measure(h) for h in headings) + unit.size
+        return body, len(headings) + (1 if unit.text else 0)
+
+
+def _heading_lines(previous: tuple[str, ...], trail: tuple[str, ...], start: int) -> list[str]:
+    """Markdown heading lines for the levels of `trail` (from depth `start`) not already open."""
+    return [
+        "#" * min(depth + 1, 6) + " " + trail[depth]
+        for depth in range(start, len(trail))
+        if previous[: depth + 1] != trail[: depth + 1]
+    ]
 
 
 def _halves(text: str) -> list[str]:

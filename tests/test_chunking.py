@@ -85,19 +85,19 @@ def test_ids_are_stable_and_sequential_across_runs() -> None:
 
 def test_chunks_carry_page_metadata_and_their_section() -> None:
     chunks = chunk_page(page(LONG_PAGE), chunk_size=400, chunk_overlap=40)
-    linux = next(c for c in chunks if "apt-get" in c.text)
-    assert linux.section == "Installation > Linux"
-    assert linux.metadata() == {
+    last_rows = next(c for c in chunks if "GP-39" in c.text)
+    assert last_rows.section == "Installation > Troubleshooting"
+    assert last_rows.metadata() == {
         "page_id": "1001",
         "space": "IT",
         "title": "VPN Access",
         "url": "https://wiki.example/spaces/IT/pages/1001",
         "version": 7,
         "last_modified": "2026-10-01T09:30:00Z",
-        "section": "Installation > Linux",
+        "section": "Installation > Troubleshooting",
     }
     # The title once, then the section trail.
-    assert linux.text.startswith("VPN Access\nInstallation > Linux\n\n")
+    assert last_rows.text.startswith("VPN Access\nInstallation > Troubleshooting\n\n")
 
 
 def test_header_omits_empty_lines() -> None:
@@ -154,17 +154,79 @@ def test_many_tiny_headings_do_not_make_confetti() -> None:
     assert "## Question 3?\nAnswer 3." in chunks[0].text
 
 
-def test_tiny_sections_of_different_parents_are_not_merged() -> None:
-    body = "<h1>Install</h1><h2>Linux</h2><p>apt.</p><h1>Licensing</h1><p>Free.</p>"
-    chunks = chunk_page(page(body), chunk_size=1000, chunk_overlap=0)
-    assert [c.section for c in chunks] == ["Install > Linux", "Licensing"]
+def test_short_sections_share_a_chunk_that_names_every_heading() -> None:
+    body = "<h1>Install</h1><h2>Linux</h2><p>Run apt.</p><h1>Licensing</h1><p>Free for staff.</p>"
+    [chunk] = chunk_page(page(body), chunk_size=1000, chunk_overlap=0)
+    # Nothing is shared by both trails: the citation names where the chunk starts, the text every heading.
+    assert chunk.section == "Install > Linux"
+    assert chunk.text == "VPN Access\n\n# Install\n## Linux\nRun apt.\n# Licensing\nFree for staff."
 
 
-def test_large_sections_are_not_merged_with_their_neighbours() -> None:
+def test_sections_fill_a_chunk_up_to_its_size_and_no_further() -> None:
     paragraph = "<p>" + "Substantial content about the topic. " * 10 + "</p>"
     body = f"<h1>Guide</h1><h2>Alpha</h2>{paragraph}<h2>Beta</h2>{paragraph}"
-    chunks = chunk_page(page(body), chunk_size=1000, chunk_overlap=0)
-    assert [c.section for c in chunks] == ["Guide > Alpha", "Guide > Beta"]
+    [both] = chunk_page(page(body), chunk_size=1000, chunk_overlap=0)
+    assert both.section == "Guide"  # the trail both sections share
+    assert both.text.startswith("VPN Access\nGuide\n\n## Alpha\nSubstantial")
+    assert "topic.\n## Beta\nSubstantial" in both.text
+    # Either section fits a 600-character chunk, the two together do not: each keeps its own.
+    apart = chunk_page(page(body), chunk_size=600, chunk_overlap=0)
+    assert [c.section for c in apart] == ["Guide > Alpha", "Guide > Beta"]
+
+
+def test_a_manual_page_of_short_sections_makes_few_full_chunks() -> None:
+    names = ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXAMPLES", "SEE ALSO", "GIT"]
+    body = "".join(
+        f"<h1>{name}</h1><p>What the {name.lower()} section of a manual page says.</p>" for name in names
+    )
+    chunks = chunk_page(page(body, title="git-notes"), chunk_size=300, chunk_overlap=0)
+    assert len(chunks) == 2  # one per section would be 7
+    assert all(len(c.text) <= 300 for c in chunks)
+    for chunk in chunks:
+        # A chunk's citation names the section it starts with; its text has every heading it crosses.
+        assert chunk.text.startswith(f"git-notes\n\n# {chunk.section}\nWhat the")
+    assert [
+        n for n in names if any(f"# {n}\nWhat the {n.lower()} section" in c.text for c in chunks)
+    ] == names
+
+
+def test_a_long_section_still_splits_and_its_tail_takes_in_the_next_short_one() -> None:
+    body = (
+        "<h1>Install</h1>"
+        + "".join(f"<p>Step {n} of installing the client on a managed laptop.</p>" for n in range(20))
+        + "<h1>Support</h1><p>Call the desk.</p>"
+    )
+    chunks = chunk_page(page(body), chunk_size=400, chunk_overlap=0)
+    assert len(chunks) >= 3
+    assert all(len(c.text) <= 400 for c in chunks)
+    assert [c.section for c in chunks[:-1]] == ["Install"] * (len(chunks) - 1)
+    assert chunks[-1].text.endswith(
+        "Step 19 of installing the client on a managed laptop.\n# Support\nCall the desk."
+    )
+
+
+def dense_tokens(text: str) -> int:
+    """Like the app's length: characters for short texts; longer ones count a hex digit run per 2 chars."""
+    if len(text) <= 60:
+        return len(text)
+    return max(len(text), sum(len(w) // 2 + 1 for w in re.findall(r"\w+|[^\w\s]", text)) * 3)
+
+
+def test_dense_code_is_cut_into_whole_lines_not_into_fragments() -> None:
+    # Short lines measure as characters, the lines together as many more tokens: the sum misleads.
+    code = "\n".join(f">>> uuid.UUID('{n:08x}-f86e-11da-bd1a-00112444be1e')" for n in range(40))
+    body = "<h1>Example</h1><p>Typical usage:</p>" + code_macro(code, "python")
+    chunks = chunk_page(
+        page(body, title="uuid"), chunk_size=600, chunk_overlap=0, length_function=dense_tokens
+    )
+    assert all(dense_tokens(c.text) <= 600 for c in chunks)
+    emitted = "\n".join(c.text for c in chunks)
+    for line in code.split("\n"):
+        assert line in emitted
+    assert len(chunks) <= 3 * len(code) // 600 + 2, [len(c.text) for c in chunks]
+    for chunk in chunks:
+        body_text = chunk.text.split("\n\n", 1)[1]
+        assert body_text.endswith("```") and body_text.count("```") == 2
 
 
 def test_empty_page_is_still_findable_by_its_title() -> None:
