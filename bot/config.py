@@ -56,10 +56,10 @@ class Settings(BaseSettings):
     retrieval_top_k: int = Field(default=5, ge=1, le=50)
     retrieval_max_per_page: int = Field(default=2, ge=1, le=50)
     retrieval_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
-    retrieval_min_similarity: float = Field(default=0.32, ge=0, le=1)
+    retrieval_min_similarity: float = Field(default=0.3, ge=0, le=1)
     retrieval_rerank: bool = True
     retrieval_rerank_candidates: int = Field(default=12, ge=1, le=100)
-    retrieval_min_rerank_score: float = Field(default=-5.0, ge=-30, le=30)
+    retrieval_min_rerank_score: float = Field(default=-6.0, ge=-30, le=30)
     max_question_chars: int = Field(default=2000, ge=10, le=100000)
 
     # Model

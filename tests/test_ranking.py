@@ -67,6 +67,7 @@ def test_a_reranker_file_that_is_not_the_reviewed_one_is_refused(tmp_path: Path)
     [
         # English: the cross-encoder decides, whatever the cosine.
         (Retrieved((), 0.9, rerank_score=-7.0), "en", True),
+        (Retrieved((), 0.9, rerank_score=-5.0), "en", False),
         (Retrieved((), 0.2, rerank_score=1.5), "en", False),
         # It reads English only: other languages are judged by the dense similarity.
         (Retrieved((), 0.5, rerank_score=-10.0), "fr", False),
