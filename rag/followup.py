@@ -5,9 +5,9 @@ the message leans on it. An opening connective ("and on Linux?", "et pour la bra
 message too short to name a topic of its own surely does. A pronoun ("can it rotate the file daily?")
 may: "it" and "that" are as common in complete questions ("is it safe to ...", "a function that ..."),
 so such a message is searched both alone and in context. A complete question ("How do I connect to the
-VPN?") is searched alone, or the previous topic would crowd it out. Measured on bench/quality_set: the
-connective and length cues flag 15 of 22 follow-ups and none of 244 complete questions; pronouns flag
-all but one of the rest, and 87 complete questions.
+VPN?") is searched alone, or the previous topic would crowd it out. Measured on bench/quality_set: of 22
+follow-ups, 13 continue surely, 8 maybe, 1 is missed; of 244 complete questions, none continues surely and
+79 maybe (searched in context too, where the question alone still ranks its own page).
 """
 
 from __future__ import annotations

@@ -195,3 +195,24 @@ async def test_follow_ups_of_one_session_are_answered_in_order(core: Core, llm: 
     await asyncio.gather(_ask(core, "first about quillprint7"), _ask(core, "second about lpadmin"))
     second_prompt = str(_answer_requests(llm)[-1]["messages"])
     assert "first about quillprint7" in second_prompt, "the later question must see the earlier turn"
+
+
+async def test_a_new_question_in_the_same_chat_is_not_glued_to_the_previous_one(
+    wiki: ConfluenceFake, tmp_path: Path
+) -> None:
+    core = make_core(settings_for(wiki, tmp_path / "topics"), embedder=HashingEmbedder())
+    try:
+        core.sync()
+        first = await _ask(core, "How do I reset my MFA token?", session="chat")
+        assert first.sources[0].page_id in {"1012", "1013"}
+        vpn = await _ask(core, "How do I connect to the VPN?", session="chat")
+        assert vpn.sources[0].page_id in {"1004", "1005"}
+        # A follow-up that leans on the topic still gets it ("and if it fails?" is about the VPN).
+        follow_up = await core.assistant.retrieve(
+            IncomingMessage(session_key="chat", text="And if it fails?")
+        )
+        assert follow_up.hits[0].chunk.page_id in {"1004", "1005"}
+        french = await _ask(core, "Comment me connecter au VPN depuis chez moi ?", session="chat")
+        assert french.text.startswith("_Réponse extractive")
+    finally:
+        core.close()
