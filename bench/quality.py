@@ -180,6 +180,9 @@ def main() -> None:
     parser.add_argument("--kinds", default="", help="only these kinds (comma-separated)")
     parser.add_argument("--backend", default="onnx-int8")
     parser.add_argument("--cache", default=str(ROOT / ".bench-cache"))
+    parser.add_argument(
+        "--rerank", action=argparse.BooleanOptionalAction, default=True, help="the cross-encoder stage"
+    )
     parser.add_argument("--show-misses", action="store_true")
     parser.add_argument("--dump", default="", help="write each question's rank and signals to this file")
     args = parser.parse_args()
@@ -217,6 +220,7 @@ def main() -> None:
             data_dir=data,
             embed_backend=args.backend,
             embed_cache_dir=Path(args.cache),
+            retrieval_rerank=args.rerank,
         )
         core = build_core(settings)
         try:
