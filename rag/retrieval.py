@@ -23,7 +23,7 @@ RRF_K = 5
 # beats one that mentions the words once, but a short page with one exact passage is not buried under a
 # long one with two fair passages (a full second passage measured the same on bench/quality_set).
 SECOND_PASSAGE_WEIGHT = 0.5
-# Candidates the cross-encoder re-scores: its cost grows with each (~10 ms a pair on one core).
+# Candidates the cross-encoder re-scores: its cost grows with each (~120 ms of CPU a pair of 256 tokens).
 RERANK_CANDIDATES = 12
 
 
