@@ -302,7 +302,6 @@ def build_core(
     source: PageSource | None = None,
     chat_model: ChatModel | None = None,
     sessions: SessionStore | None = None,
-    language: LanguageDetector | None = None,
     reranker: Reranker | None = None,
 ) -> Core:
     """Builds the core; tests may hand in port fakes, everything else comes from settings."""
@@ -355,6 +354,6 @@ def build_core(
             min_similarity=settings.retrieval_min_similarity,
             min_rerank_score=settings.retrieval_min_rerank_score,
         ),
-        language=language or LanguageDetector(),
+        language=LanguageDetector(),
     )
     return Core(settings, emb, kb, retriever, store, assistant, source)

@@ -351,13 +351,14 @@ class ConfluenceFake:
         for k in range(copies):
             for entry in entries:
                 page_id = self._copy_id(str(entry["id"]), k)
-                self._spaces.setdefault(str(entry.get("space", "LUMEN")), str(entry.get("space", "LUMEN")))
+                space = str(entry.get("space", "LUMEN"))
+                self._spaces.setdefault(space, space)
                 parent = entry.get("parent_id")
                 when = _parse_iso(str(entry["last_modified"]))
                 self._pages[page_id] = _PageState(
                     page_id=page_id,
                     title=str(entry["title"]) + (f" (copy {k})" if k else ""),
-                    space=str(entry.get("space", "LUMEN")),
+                    space=space,
                     parent_id=self._copy_id(str(parent), k) if parent else None,
                     version=int(entry.get("version", 1)),
                     when=when,

