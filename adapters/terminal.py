@@ -6,7 +6,6 @@ import asyncio
 import sys
 from typing import TextIO
 
-from rag.commands import RESET_SLASH_COMMAND
 from rag.ports import Assistant
 from rag.types import IncomingMessage, Reply
 
@@ -26,7 +25,7 @@ def render(reply: Reply) -> str:
 async def chat(
     assistant: Assistant, *, session_key: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout
 ) -> None:
-    stdout.write(f"Ask about the wiki. {RESET_SLASH_COMMAND} starts over, /quit (or Ctrl-D) leaves.\n")
+    stdout.write("Ask about the wiki. `reset` starts over, /quit (or Ctrl-D) leaves.\n")
     while True:
         stdout.write(PROMPT)
         stdout.flush()

@@ -93,7 +93,12 @@ async def run(
     detect_language = LanguageDetector().detect
 
     assistant = core.assistant
-    await assistant.retrieve(IncomingMessage(session_key="warm", text="warm up"))
+
+    async def retrieve(session: str, question: str) -> Any:
+        history = await assistant.history(session)
+        return await core.answerer.retrieve(question, history, k=20)
+
+    await retrieve("warm", "warm up")
     ranks: dict[str, list[int | None]] = {}
     alone: list[int | None] = []
     latencies: list[float] = []
@@ -109,7 +114,7 @@ async def run(
             await assistant.ask(IncomingMessage(session_key=session, text=earlier))
         message = IncomingMessage(session_key=session, text=q["question"])
         t0 = time.perf_counter()
-        retrieved = await assistant.retrieve(message, k=20)
+        retrieved = await retrieve(session, q["question"])
         latencies.append((time.perf_counter() - t0) * 1000)
         reply = await assistant.ask(message)
         refused = not reply.sources
@@ -137,9 +142,7 @@ async def run(
         rank = _rank(retrieved.hits, expected)
         ranks.setdefault(q["kind"], []).append(rank)
         if q["kind"] == "followup":
-            solo = await assistant.retrieve(
-                IncomingMessage(session_key=f"solo-{session}", text=q["question"]), k=20
-            )
+            solo = await retrieve(f"solo-{session}", q["question"])
             alone.append(_rank(solo.hits, expected))
         if show_misses and (rank is None or rank > 1):
             got = list(dict.fromkeys(h.chunk.title for h in retrieved.hits))[:3]

@@ -19,6 +19,7 @@ from rag.abstention import AbstentionPolicy
 from rag.answering import Prompts
 from rag.chunking import CHUNK_FORMAT, chunk_page
 from rag.confluence import ConfluenceSource, RestClient
+from rag.conversation import Conversation, Limits
 from rag.index import open_chroma
 from rag.knowledge import KnowledgeBase
 from rag.language import LanguageDetector
@@ -221,7 +222,9 @@ class Core:
     kb: KnowledgeBase
     retriever: HybridRetriever
     sessions: SessionStore
-    assistant: WikiAssistant
+    # What the channels talk to, and the wiki answerer behind it (the benches ask it directly).
+    assistant: Conversation
+    answerer: WikiAssistant
     _source: PageSource | None = field(default=None, repr=False)
 
     @cached_property
@@ -284,7 +287,7 @@ class Core:
     def warm(self) -> None:
         """Loads the models and builds the in-memory indexes now rather than on a user's question."""
         self.embedder.embed_query("warm-up")
-        self.assistant.warm()
+        self.answerer.warm()
         self.retriever.warm()
 
     def close(self) -> None:
@@ -344,9 +347,8 @@ def build_core(
         )
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"SYSTEM_PROMPT_FILE: cannot read {settings.system_prompt_file}: {exc}") from None
-    assistant = WikiAssistant(
+    answerer = WikiAssistant(
         retriever=retriever,
-        sessions=store,
         chat_model=chat_model or build_chat_model(settings),
         prompts=Prompts.load(system_prompt),
         max_question_chars=settings.max_question_chars,
@@ -356,4 +358,10 @@ def build_core(
         ),
         language=LanguageDetector(),
     )
-    return Core(settings, emb, kb, retriever, store, assistant, source)
+    limits = Limits(
+        max_question_chars=settings.max_question_chars,
+        # Room for the model's own timeout and retries: this guard is only for a call that never returns.
+        answer_timeout_s=settings.litellm_timeout_s * (settings.litellm_num_retries + 1) + 30,
+    )
+    assistant = Conversation(answerer=answerer, sessions=store, limits=limits)
+    return Core(settings, emb, kb, retriever, store, assistant, answerer, source)

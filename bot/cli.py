@@ -206,7 +206,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO, stdin:
 def cmd_ask(args: argparse.Namespace, settings: Settings, out: TextIO, stdin: TextIO) -> int:
     from adapters.terminal import render
     from bot.app import build_core
-    from rag.types import IncomingMessage
+    from rag.types import IncomingMessage, ReplyKind
 
     core = build_core(settings)
     _ = core.embedder.fingerprint  # loads the model now: a bad EMBED_MODEL is one line, not a failed answer
@@ -218,9 +218,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings, out: TextIO, stdin: Te
             reply = await core.assistant.ask(
                 IncomingMessage(session_key=session, text=question, platform="cli")
             )
-            if reply.mode == "refusal" and args.question != "-":
+            if reply.kind is ReplyKind.NOTICE and args.question != "-":
                 status = EXIT_USAGE
-            elif reply.mode == "error":
+            elif reply.kind is ReplyKind.ERROR:
                 status = EXIT_FAILED
             if args.json or args.question == "-":
                 _dump(

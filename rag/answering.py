@@ -111,15 +111,15 @@ class Prompts:
         )
 
 
-def cite(answer: str, hits: Sequence[Hit]) -> Reply:
+def cite(answer: str, hits: Sequence[Hit]) -> Reply | None:
     """Maps the model's [n] passage citations to page sources, renumbered so [m] is sources[m-1].
 
-    Raises LookupError(NO_ANSWER) when the model said the passages do not hold the answer.
+    None when the model said the passages do not hold the answer (NO_ANSWER).
     """
     text = answer.strip()
     text, sources = _renumber_citations(text, hits)
     if _is_refusal(text, cited=bool(sources)):
-        raise LookupError(NO_ANSWER)
+        return None
     if not sources:
         # The model answered without citing: show what it was given, so the user can check.
         seen: set[str] = set()

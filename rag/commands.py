@@ -1,10 +1,8 @@
-"""Commands parsed in one place for every platform, so Slack, Teams and the terminal agree."""
+"""Commands parsed in one place for every channel, so Slack, Teams, the web and the terminal agree."""
 
 from __future__ import annotations
 
 from enum import Enum
-
-RESET_SLASH_COMMAND = "/wiki-reset"
 
 
 class Command(Enum):
@@ -14,7 +12,6 @@ class Command(Enum):
 
 _WORDS: dict[str, Command] = {
     "reset": Command.RESET,
-    RESET_SLASH_COMMAND: Command.RESET,
     "/reset": Command.RESET,
     "help": Command.HELP,
     "/help": Command.HELP,
@@ -29,10 +26,3 @@ def parse_command(text: str) -> Command | None:
     """
     word = text.strip().strip(".!").lower()
     return _WORDS.get(word)
-
-
-HELP_TEXT = (
-    "Ask me anything about our Confluence wiki, in English or French; I answer with links to the pages "
-    "I used. Follow-up questions keep the context of this conversation. "
-    "Say `reset` (or `/wiki-reset` in Slack) to start over."
-)

@@ -80,11 +80,31 @@ class SessionStore(Protocol):
     def close(self) -> None: ...
 
 
-class Assistant(Protocol):
-    """What every channel adapter talks to. Implemented by rag.service.WikiAssistant."""
+class Answerer(Protocol):
+    """Answers one question from the wiki, given the session's history. Implemented by rag.service."""
 
-    async def ask(self, message: IncomingMessage) -> Reply:
-        """Answers one message in its session. Never raises for bad input: returns a Reply saying why."""
+    async def answer(self, question: str, history: Sequence[Turn]) -> Reply: ...
+
+
+class Progress(Protocol):
+    """How a channel shows that an answer is on its way (a placeholder message, a typing indicator)."""
+
+    async def working(self) -> None:
+        """Called once, before the question waits for its turn: must not raise."""
         ...
 
-    async def reset(self, session_key: str) -> None: ...
+
+class Assistant(Protocol):
+    """What every channel adapter talks to. Implemented by rag.conversation.Conversation."""
+
+    async def ask(self, message: IncomingMessage, *, progress: Progress | None = None) -> Reply:
+        """Handles one message (a question or a command) in its session or place.
+
+        Never raises for bad input or a failure on our side: returns a Reply saying why, within the
+        configured timeouts.
+        """
+        ...
+
+    def follows(self, session_key: str) -> bool:
+        """The bot takes part in this session: a reply in its thread needs no new mention."""
+        ...

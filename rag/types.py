@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Literal
 
 
@@ -78,6 +79,23 @@ class Turn:
     content: str
 
 
+class Scope(Enum):
+    """What a message speaks for: its own conversation, or the whole place it was sent in."""
+
+    SESSION = "session"
+    # A command sent to a channel or a direct message as a whole (a slash command): no session of its own.
+    PLACE = "place"
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where sessions live side by side: a channel, a direct message. Every session key in it starts with key."""
+
+    key: str
+    # A direct message: every conversation in it is the user's own, so a reset of the place resets them all.
+    private: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
     """What every adapter hands the core: no SDK object ever crosses this line."""
@@ -86,6 +104,18 @@ class IncomingMessage:
     text: str
     user_id: str = ""
     platform: str = "terminal"
+    place: Place | None = None
+    scope: Scope = Scope.SESSION
+    # The session is one thread of its place (the wording of a reset says "this thread").
+    threaded: bool = False
+    # The user attached files: the core says it reads text only when there is no text.
+    has_files: bool = False
+
+
+class ReplyKind(Enum):
+    ANSWER = "answer"  # from the wiki, or saying the wiki does not hold it
+    NOTICE = "notice"  # the bot's own words: help, a reset, a question refused
+    ERROR = "error"  # something failed on our side; the turn is not recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +125,20 @@ class Reply:
     # False when the wiki did not hold the answer (or the question was refused).
     grounded: bool = True
     mode: Literal["llm", "extractive", "refusal", "error"] = "llm"
+
+    @property
+    def kind(self) -> ReplyKind:
+        if self.mode == "error":
+            return ReplyKind.ERROR
+        return ReplyKind.NOTICE if self.mode == "refusal" else ReplyKind.ANSWER
+
+    @classmethod
+    def notice(cls, text: str) -> Reply:
+        return cls(text=text, grounded=False, mode="refusal")
+
+    @classmethod
+    def error(cls, text: str) -> Reply:
+        return cls(text=text, grounded=False, mode="error")
 
 
 @dataclass(frozen=True, slots=True)

@@ -166,8 +166,7 @@ REFUSALS = [
 
 @pytest.mark.parametrize("answer", REFUSALS)
 def test_refusal_in_any_dress_is_not_shown_as_an_answer(answer: str) -> None:
-    with pytest.raises(LookupError, match=NO_ANSWER):
-        cite(answer, _hits())
+    assert cite(answer, _hits()) is None
 
 
 NOT_REFUSALS = [

@@ -101,7 +101,7 @@ def test_ask_dash_keeps_one_session_across_lines(env: Path) -> None:
 
 def test_ask_refuses_an_empty_question_with_exit_2(env: Path) -> None:
     code, out = _run(["ask", "   "])
-    assert code == 2 and "Please ask a question" in out
+    assert code == 2 and "Ask me anything" in out
 
 
 def test_status_json(env: Path) -> None:

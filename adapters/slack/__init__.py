@@ -16,9 +16,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.handler import COMMANDS, EVENT_TYPES, SlackBot
-from adapters.slack.ports import SlackAssistant
 from adapters.slack.sessions import Conversation, conversation_of
 from bot.config import Settings, SettingsError
+from rag.ports import Assistant
 
 __all__ = [
     "COMMANDS",
@@ -26,7 +26,6 @@ __all__ = [
     "EVENT_TYPES",
     "SLACK_BOT_KEY",
     "Conversation",
-    "SlackAssistant",
     "SlackBot",
     "add_slack_routes",
     "build_slack_bot",
@@ -55,7 +54,7 @@ def build_web_client(settings: Settings) -> AsyncWebClient:
     )
 
 
-def build_slack_bot(settings: Settings, assistant: SlackAssistant) -> SlackBot:
+def build_slack_bot(settings: Settings, assistant: Assistant) -> SlackBot:
     """Checks the Slack settings (SettingsError names the variable) and builds the bot; connects nothing."""
     bot_token = settings.slack_bot_token.get_secret_value()
     app_token = settings.slack_app_token.get_secret_value()
@@ -83,17 +82,10 @@ def build_slack_bot(settings: Settings, assistant: SlackAssistant) -> SlackBot:
             "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set: WikiBot is a single-workspace app, unset them "
             "(Slack's SDK would otherwise ignore SLACK_BOT_TOKEN)"
         )
-    # Room for the core's own model timeout and retries: this guard is only for a call that never returns.
-    answer_timeout_s = settings.litellm_timeout_s * (settings.litellm_num_retries + 1) + 30
-    return SlackBot(
-        client=build_web_client(settings),
-        assistant=assistant,
-        signing_secret=secret,
-        answer_timeout_s=answer_timeout_s,
-    )
+    return SlackBot(client=build_web_client(settings), assistant=assistant, signing_secret=secret)
 
 
-def add_slack_routes(web_app: web.Application, *, settings: Settings, assistant: SlackAssistant) -> None:
+def add_slack_routes(web_app: web.Application, *, settings: Settings, assistant: Assistant) -> None:
     """Mounts Slack on the server: POST /slack/events in HTTP mode, or a Socket Mode client started with it."""
     slack = build_slack_bot(settings, assistant)
     web_app[SLACK_BOT_KEY] = slack

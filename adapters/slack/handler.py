@@ -1,14 +1,16 @@
 """The Slack bot: a Bolt AsyncApp whose listeners only sort and acknowledge; answers run after the ack.
 
-Slack retries anything not acknowledged within 3 s, so no listener awaits the core: each hands a background task
-to this object, which keeps a reference to it (asyncio keeps only weak ones) and cancels it on shutdown.
+Slack retries anything not acknowledged within 3 s, so no listener awaits an answer: each hands a background
+task to this object, which keeps a reference to it (asyncio keeps only weak ones) and cancels it on shutdown.
+What to answer (commands, sessions, resets, timeouts) is the core's: this module only translates.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -16,21 +18,23 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.redelivery import RecentKeys
 from adapters.slack import texts
 from adapters.slack.events import InboundMessage, read_message
-from adapters.slack.memory import KeyedLocks, RecentKeys, ThreadMemory
-from adapters.slack.ports import SlackAssistant
 from adapters.slack.render import SlackMessage, render_notice, render_reply
 from adapters.slack.sessions import Conversation, channel_prefix, is_dm_channel, valid_id
-from rag.commands import HELP_TEXT, RESET_SLASH_COMMAND, Command, parse_command
-from rag.types import IncomingMessage, Reply
+from rag import texts as core_texts
+from rag.ports import Assistant
+from rag.types import IncomingMessage, Place, Reply, ReplyKind, Scope
 
 log = logging.getLogger(__name__)
 
+RESET_SLASH_COMMAND = "/wiki-reset"
 # What the app listens to; manifest/slack.yaml must subscribe to exactly these (a test checks both ways).
 EVENT_TYPES = ("app_mention", "message")
 COMMANDS = (RESET_SLASH_COMMAND,)
@@ -39,41 +43,34 @@ COMMANDS = (RESET_SLASH_COMMAND,)
 _DEDUPE_TTL_S = 3600.0
 _DEDUPE_MAX = 20_000
 _SLACK_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
+_MESSAGE = "wikibot_message"
+
+
+def _handled() -> BoltResponse:
+    """What a middleware returns for a request it settles itself: a plain 200, so Slack does not retry."""
+    return BoltResponse(status=200, body="")
 
 
 class SlackBot:
-    def __init__(
-        self,
-        *,
-        client: AsyncWebClient,
-        assistant: SlackAssistant,
-        signing_secret: str,
-        answer_timeout_s: float = 180.0,
-        reset_timeout_s: float = 2.0,
-        max_concurrent_answers: int = 8,
-    ) -> None:
+    def __init__(self, *, client: AsyncWebClient, assistant: Assistant, signing_secret: str) -> None:
         self.client = client
         self._assistant = assistant
         # Socket Mode needs no signing secret; without one, every HTTP request is refused.
         self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
-        self._answer_timeout_s = answer_timeout_s
-        self._reset_timeout_s = reset_timeout_s
-        self._slots = asyncio.Semaphore(max_concurrent_answers)
         self._tasks: set[asyncio.Task[None]] = set()
         self._seen_events = RecentKeys(ttl_s=_DEDUPE_TTL_S, max_size=_DEDUPE_MAX)
         self._seen_messages = RecentKeys(ttl_s=_DEDUPE_TTL_S, max_size=_DEDUPE_MAX)
-        self._threads = ThreadMemory()
-        self._turns = KeyedLocks()
         self._socket: AsyncSocketModeHandler | None = None
         self.app = AsyncApp(
             client=client,
-            signing_secret=signing_secret,
-            request_verification_enabled=bool(signing_secret),
+            # handle_http checks every signature before anything is parsed: one check, not two.
+            request_verification_enabled=False,
             name="wikibot",
             logger=logging.getLogger("adapters.slack.bolt"),
         )
+        self.app.use(self._drop_redelivered_events)
         for event_type in EVENT_TYPES:
-            self.app.event(event_type)(self._on_event)
+            self.app.event(event_type, middleware=[self._only_messages_for_the_bot])(self._on_message)
         self.app.command(RESET_SLASH_COMMAND)(self._on_reset_command)
 
     # ---- transports
@@ -133,20 +130,36 @@ class SlackBot:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    # ---- listeners: no awaiting of slow work in here
+    # ---- middleware and listeners: no awaiting of slow work in here
 
-    async def _on_event(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
+    async def _drop_redelivered_events(
+        self, body: dict[str, Any], next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        """Slack redelivers an event it thinks we missed: the second copy is acknowledged and dropped."""
         event_id = body.get("event_id")
         if isinstance(event_id, str) and event_id and not self._seen_events.add_if_new(event_id):
             log.info("Slack: dropped event %s, already handled", event_id)
-            return
+            return _handled()
+        await next()
+        return None
+
+    async def _only_messages_for_the_bot(
+        self, body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        """Lets through a user's message addressed to the bot, once: never its own, another bot's, an edit."""
         message = read_message(body, bot_user_id=context.bot_user_id or "", bot_id=context.bot_id or "")
         if message is None or not self._addressed_to_bot(message):
-            return
+            return _handled()
+        # One message can arrive twice, as app_mention and as message.*, with different event ids.
         if not self._seen_messages.add_if_new(message.dedupe_key):
             log.info("Slack: dropped %s for %s, already handled", message.event_type, message.dedupe_key)
-            return
-        self._spawn(self._respond(message), name="slack-answer")
+            return _handled()
+        context[_MESSAGE] = message
+        await next()
+        return None
+
+    async def _on_message(self, context: AsyncBoltContext) -> None:
+        self._spawn(self._respond(context[_MESSAGE]), name="slack-answer")
 
     def _addressed_to_bot(self, message: InboundMessage) -> bool:
         conversation = message.conversation
@@ -154,25 +167,22 @@ class SlackBot:
             return True
         if message.mentions_bot:
             return False  # the same message's app_mention event is the one answered
-        # A reply in a channel thread the bot answered continues without a mention, unless it speaks to someone.
+        # A reply in a channel thread the bot takes part in continues without a mention, unless it speaks to
+        # someone else.
         in_thread = conversation.thread_ts != message.ts
-        return in_thread and self._threads.is_known(conversation.session_key) and not message.mentions_others
+        return in_thread and self._assistant.follows(conversation.session_key) and not message.mentions_others
 
-    async def _on_reset_command(
-        self, ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        # Bolt answers 404 to a command not acknowledged within 3 s: the reset gets a deadline well below that.
-        try:
-            text = await asyncio.wait_for(
-                self._reset_for_command(command, bot_user_id=context.bot_user_id or ""),
-                self._reset_timeout_s,
-            )
-        except TimeoutError:
-            log.warning("Slack: /wiki-reset took longer than %.1f s", self._reset_timeout_s)
-            text = texts.RESET_SLOW
-        except Exception:
-            log.exception("Slack: /wiki-reset failed")
-            text = texts.RESET_FAILED
+    async def _on_reset_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+        # Bolt answers 404 to a command not acknowledged within 3 s: the core bounds a reset well below that.
+        message = _reset_of_place(command)
+        if message is None:
+            text = core_texts.RESET_NO_PLACE
+        else:
+            try:
+                text = (await self._assistant.ask(message)).text
+            except Exception:
+                log.exception("Slack: /wiki-reset failed")
+                text = core_texts.RESET_FAILED
         await ack(text=render_notice(text).text, response_type="ephemeral")
 
     # ---- work after the ack
@@ -182,86 +192,20 @@ class SlackBot:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _reset_for_command(self, command: dict[str, Any], *, bot_user_id: str) -> str:
-        team, channel, user = command.get("team_id"), command.get("channel_id"), command.get("user_id")
-        if not (valid_id(team) and valid_id(channel) and valid_id(user)):
-            return texts.RESET_BAD_PAYLOAD
-        team, channel, user = str(team), str(channel), str(user)
-        if is_dm_channel(channel):
-            count = await self._assistant.reset_prefix(channel_prefix(team, channel))
-            return texts.RESET_DM_DONE if count else texts.RESET_DM_NOTHING
-        keys = self._threads.threads_of(team_id=team, channel_id=channel, user_id=user)
-        for key in keys:
-            await self._assistant.reset(key)
-        self._threads.forget_person(team_id=team, channel_id=channel, user_id=user)
-        if keys:
-            return texts.reset_channel_done(len(keys))
-        return texts.reset_channel_nothing(f"<@{bot_user_id}>" if bot_user_id else "@WikiBot")
-
     async def _respond(self, message: InboundMessage) -> None:
         conversation = message.conversation
+        placeholder = _Placeholder(partial(self._post, conversation))
         try:
-            if message.file_only:
-                await self._post(conversation, render_notice(texts.FILE_ONLY))
-                return
-            command = parse_command(message.text) if message.text else Command.HELP
-            if command is Command.HELP:
-                await self._post(conversation, render_notice(HELP_TEXT))
-            elif command is Command.RESET:
-                await self._reset_thread(message)
-            else:
-                await self._answer(message)
+            try:
+                reply = await self._assistant.ask(_incoming(message), progress=placeholder)
+            except Exception:
+                log.exception("Slack: the assistant failed on %s", message.dedupe_key)
+                reply = Reply.error(core_texts.FAILURE)
+            rendered = render_reply(reply) if reply.kind is ReplyKind.ANSWER else [render_notice(reply.text)]
+            await self._deliver(conversation, rendered, placeholder.ts)
         except Exception:
             # Last resort: the task must end quietly whatever happened; the details go to the log only.
             log.exception("Slack: failed to respond to %s", message.dedupe_key)
-
-    async def _reset_thread(self, message: InboundMessage) -> None:
-        conversation = message.conversation
-        try:
-            await self._assistant.reset(conversation.session_key)
-        except Exception:
-            log.exception("Slack: reset of %s failed", conversation.session_key)
-            await self._post(conversation, render_notice(texts.RESET_FAILED))
-            return
-        self._remember(message)
-        done = texts.RESET_THREAD if conversation.thread_ts else texts.RESET_DM
-        await self._post(conversation, render_notice(done))
-
-    async def _answer(self, message: InboundMessage) -> None:
-        conversation = message.conversation
-        # The "working" signal comes first: before the queue for a slot and before the core's retrieval.
-        placeholder = await self._post(conversation, render_notice(texts.WORKING))
-        self._remember(message)
-        # One turn at a time per session, so a quick follow-up sees the answer before it; then a free slot.
-        async with self._turns.hold(conversation.session_key), self._slots:
-            reply = await self._ask(message)
-        await self._deliver(conversation, render_reply(reply), placeholder)
-
-    async def _ask(self, message: InboundMessage) -> Reply:
-        question = IncomingMessage(
-            session_key=message.conversation.session_key,
-            text=message.text,
-            user_id=message.user_id,
-            platform="slack",
-        )
-        try:
-            return await asyncio.wait_for(self._assistant.ask(question), self._answer_timeout_s)
-        except TimeoutError:
-            log.warning("Slack: no answer within %.0f s for %s", self._answer_timeout_s, message.dedupe_key)
-            return Reply(text=texts.TIMEOUT, grounded=False, mode="error")
-        except Exception:
-            log.exception("Slack: the assistant failed on %s", message.dedupe_key)
-            return Reply(text=texts.FAILURE, grounded=False, mode="error")
-
-    def _remember(self, message: InboundMessage) -> None:
-        conversation = message.conversation
-        if not conversation.is_dm:
-            self._threads.remember(
-                session_key=conversation.session_key,
-                team_id=conversation.team_id,
-                channel_id=conversation.channel_id,
-                user_id=message.user_id,
-            )
 
     async def _deliver(
         self, conversation: Conversation, messages: list[SlackMessage], placeholder: str | None
@@ -302,3 +246,45 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, SlackApiError):
         return str(error.response.get("error", "unknown_error"))
     return f"{type(error).__name__}: {error}"
+
+
+class _Placeholder:
+    """The "working" message, posted when the core starts on a question and replaced by the answer."""
+
+    def __init__(self, post: Callable[[SlackMessage], Awaitable[str | None]]) -> None:
+        self._post = post
+        self.ts: str | None = None
+
+    async def working(self) -> None:
+        self.ts = await self._post(render_notice(texts.WORKING))
+
+
+def _incoming(message: InboundMessage) -> IncomingMessage:
+    conversation = message.conversation
+    return IncomingMessage(
+        session_key=conversation.session_key,
+        text=message.text,
+        user_id=message.user_id,
+        platform="slack",
+        place=Place(
+            channel_prefix(conversation.team_id, conversation.channel_id), private=conversation.is_dm
+        ),
+        threaded=conversation.thread_ts is not None,
+        has_files=message.has_files,
+    )
+
+
+def _reset_of_place(command: dict[str, Any]) -> IncomingMessage | None:
+    """/wiki-reset speaks for the whole channel or DM it is typed in (Slack never sends one from a thread)."""
+    team, channel, user = command.get("team_id"), command.get("channel_id"), command.get("user_id")
+    if not (valid_id(team) and valid_id(channel) and valid_id(user)):
+        return None
+    team, channel, user = str(team), str(channel), str(user)
+    return IncomingMessage(
+        session_key="",
+        text="reset",
+        user_id=user,
+        platform="slack",
+        place=Place(channel_prefix(team, channel), private=is_dm_channel(channel)),
+        scope=Scope.PLACE,
+    )

@@ -4,31 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from botbuilder.core import ActivityHandler, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ChannelAccount, ConversationReference
 
+from adapters.redelivery import RecentKeys
 from adapters.teams.auth import scrub
 from adapters.teams.replies import (
-    EMPTY_TEXT,
-    FAILURE_TEXT,
-    RESET_TEXT,
     WELCOME_TEXT,
-    answer_activity,
+    reply_activity,
     text_activity,
     typing_activity,
 )
 from adapters.teams.session import question_text, session_key
 from adapters.teams.tasks import BackgroundTasks
-from rag.commands import HELP_TEXT, Command, parse_command
+from rag import texts
 from rag.ports import Assistant
 from rag.types import IncomingMessage, Reply
 
 _LOG = logging.getLogger(__name__)
-_RECENT_ACTIVITIES = 512
+RESET_SLASH_WORD = "/wiki-reset"
+# The Bot Framework retries a turn it thinks timed out within seconds; an hour covers it with room to spare.
+_REDELIVERY_TTL_S = 3600.0
+_RECENT_ACTIVITIES = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,38 +56,26 @@ class WikiTeamsBot(ActivityHandler):  # type: ignore[misc]
         self._app_id = app_id
         self._tasks = tasks
         self._timing = timing or Timing()
-        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._recent = RecentKeys(ttl_s=_REDELIVERY_TTL_S, max_size=_RECENT_ACTIVITIES)
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity: Activity = turn_context.activity
         if self._is_redelivery(activity):
             return
-        key = session_key(activity)
-        text = question_text(activity)
-        command = parse_command(text)
-        if command is Command.RESET:
-            await self._assistant.reset(key)
-            await turn_context.send_activity(text_activity(RESET_TEXT))
-            return
-        if command is Command.HELP:
-            await turn_context.send_activity(text_activity(HELP_TEXT))
-            return
-        if not text:
-            await turn_context.send_activity(text_activity(EMPTY_TEXT))
-            return
-
-        await self._send_typing(turn_context)
         sender = activity.from_property
+        conversation_type = getattr(activity.conversation, "conversation_type", None)
         message = IncomingMessage(
-            session_key=key,
-            text=text,
+            session_key=session_key(activity),
+            text=_spelled_out(question_text(activity)),
             user_id=str(getattr(sender, "aad_object_id", None) or getattr(sender, "id", None) or ""),
             platform="teams",
+            threaded=conversation_type == "channel",
+            has_files=bool(activity.attachments),
         )
-        answer = self._tasks.spawn(self._ask(message))
+        answer = self._tasks.spawn(self._ask(message, _Typing(turn_context)))
         done, _ = await asyncio.wait({answer}, timeout=self._timing.reply_deadline_s)
         if answer in done:
-            await turn_context.send_activity(answer_activity(answer.result()))
+            await turn_context.send_activity(reply_activity(answer.result()))
             return
         # Too slow for this HTTP request: finish the turn now and post the answer when it is ready.
         reference = TurnContext.get_conversation_reference(activity)
@@ -106,12 +94,12 @@ class WikiTeamsBot(ActivityHandler):  # type: ignore[misc]
         welcome = TurnContext.apply_conversation_reference(text_activity(WELCOME_TEXT), reference)
         await turn_context.adapter.send_activities(turn_context, [welcome])
 
-    async def _ask(self, message: IncomingMessage) -> Reply:
+    async def _ask(self, message: IncomingMessage, progress: _Typing) -> Reply:
         try:
-            return await self._assistant.ask(message)
+            return await self._assistant.ask(message, progress=progress)
         except Exception:  # a failed answer must still reach the user as a message
             _LOG.exception("teams: the assistant failed for session %s", message.session_key)
-            return Reply(text=FAILURE_TEXT, grounded=False, mode="error")
+            return Reply.error(texts.FAILURE)
 
     async def _deliver_later(self, answer: asyncio.Task[Reply], reference: ConversationReference) -> None:
         typing = self._tasks.spawn(self._keep_typing(reference))
@@ -119,7 +107,7 @@ class WikiTeamsBot(ActivityHandler):  # type: ignore[misc]
             reply = await answer
         finally:
             typing.cancel()
-        await self._post(reference, answer_activity(reply))
+        await self._post(reference, reply_activity(reply))
 
     async def _keep_typing(self, reference: ConversationReference) -> None:
         while True:
@@ -142,30 +130,36 @@ class WikiTeamsBot(ActivityHandler):  # type: ignore[misc]
                 scrub(str(exc)),
             )
 
-    async def _send_typing(self, turn_context: TurnContext) -> None:
-        try:
-            await turn_context.send_activity(typing_activity())
-        except Exception as exc:  # a missing typing indicator must not cost the answer
-            _LOG.debug("teams: typing indicator failed: %s", scrub(str(exc)))
-
     def _is_redelivery(self, activity: Activity) -> bool:
         """True for an activity already handled: the Bot Framework retries when it thinks we were slow."""
         conversation_id = getattr(activity.conversation, "id", None)
         if not activity.id or not conversation_id:
             return False
-        key = (str(conversation_id), str(activity.id))
-        if key in self._recent:
-            return True
-        self._recent[key] = None
-        while len(self._recent) > _RECENT_ACTIVITIES:
-            self._recent.popitem(last=False)
-        return False
+        return not self._recent.add_if_new(f"{conversation_id}\n{activity.id}")
+
+
+def _spelled_out(text: str) -> str:
+    # The welcome names Slack's /wiki-reset too, as people move between both apps: typed here, it is a reset.
+    return "reset" if text.strip().lower() == RESET_SLASH_WORD else text
+
+
+class _Typing:
+    """Teams' "working" signal: a typing indicator, sent when the core starts on a question."""
+
+    def __init__(self, turn_context: TurnContext) -> None:
+        self._turn_context = turn_context
+
+    async def working(self) -> None:
+        try:
+            await self._turn_context.send_activity(typing_activity())
+        except Exception as exc:  # a missing typing indicator must not cost the answer
+            _LOG.debug("teams: typing indicator failed: %s", scrub(str(exc)))
 
 
 async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
     """Logs the failure (no token in it) and tells the user in one short line."""
     _LOG.error("teams: turn failed: %s: %s", type(error).__name__, scrub(str(error)))
     try:
-        await turn_context.send_activity(text_activity(FAILURE_TEXT))
+        await turn_context.send_activity(text_activity(texts.FAILURE))
     except Exception as exc:  # the connector itself is failing; the log is all we have
         _LOG.error("teams: could not tell the user about the failure: %s", scrub(str(exc)))

@@ -11,7 +11,8 @@ from typing import Any
 
 from botbuilder.schema import Activity, ActivityTypes, Entity
 
-from rag.types import Reply, Source
+from rag import texts
+from rag.types import Reply, ReplyKind, Source
 
 MAX_CITATIONS = 10
 _ABSTRACT_MAX = 160
@@ -22,9 +23,6 @@ WELCOME_TEXT = (
     "I used; follow-up questions keep the context of the conversation. In a channel, @mention me; "
     "each thread is its own conversation. Type `reset` (or `/wiki-reset`) to start over."
 )
-RESET_TEXT = "Done: I have forgotten this conversation. Ask me a new question."
-EMPTY_TEXT = "Please type your question as text, for example: *How do I request VPN access?*"
-FAILURE_TEXT = "Sorry, something went wrong on my side and I could not answer. Please try again in a minute."
 
 
 class _OpenEntity(Entity):  # type: ignore[misc]
@@ -74,9 +72,16 @@ def citation_entity(sources: tuple[Source, ...], *, ai_generated: bool) -> _Open
     return _OpenEntity(type="https://schema.org/Message", additional_properties=properties)
 
 
+def reply_activity(reply: Reply) -> Activity:
+    """An answer with its citations; the bot's own words (a notice, an error) as a plain message."""
+    if reply.kind is not ReplyKind.ANSWER:
+        return text_activity(reply.text)
+    return answer_activity(reply)
+
+
 def answer_activity(reply: Reply) -> Activity:
     sources = reply.sources[:MAX_CITATIONS]
-    text = (reply.text.strip() or FAILURE_TEXT) + _sources_block(sources)
+    text = (reply.text.strip() or texts.FAILURE) + _sources_block(sources)
     entity = citation_entity(sources, ai_generated=reply.mode == "llm")
     return Activity(
         type=ActivityTypes.message,

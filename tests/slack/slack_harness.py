@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.slack import EVENTS_PATH, SLACK_BOT_KEY, SlackBot, add_slack_routes, build_web_client
+from adapters.slack import EVENTS_PATH, SLACK_BOT_KEY, SlackBot, add_slack_routes
 from bot.config import Settings
 
 from .fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
@@ -111,13 +111,3 @@ class SlackServer:
         assert self.http is not None
         async with self.http.get(self.url(path)) as response:
             return response.status
-
-
-def custom_bot(fake: FakeSlack, assistant: Any, **timings: Any) -> SlackBot:
-    settings = slack_settings(fake)
-    return SlackBot(
-        client=build_web_client(settings),
-        assistant=assistant,
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
-        **timings,
-    )

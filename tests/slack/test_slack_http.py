@@ -8,10 +8,11 @@ import time
 import pytest
 
 from adapters.slack import texts
+from rag import texts as core_texts
 
 from .fake_slack import BOT_USER_ID, FakeSlack, Posted
 from .fake_slack_assistant import PAGE, FakeAssistant
-from .slack_harness import SlackServer, custom_bot
+from .slack_harness import SlackServer
 from .slack_payloads import (
     ALICE,
     BOB,
@@ -156,7 +157,7 @@ async def test_wiki_reset_in_a_dm_confirms_ephemerally_and_forgets(slack: SlackS
     response = await slack.command(channel=DM, user=ALICE)
 
     assert response.status == 200 and response.elapsed_s < 3.0
-    assert response.json() == {"text": texts.RESET_DM_DONE, "response_type": "ephemeral"}
+    assert response.json() == {"text": core_texts.RESET_PRIVATE_DONE, "response_type": "ephemeral"}
     await slack.event(dm("second question"))
     replies = await wait_answers(fake_slack, DM, None, count=2)
     assert "earlier questions: none" in replies[1].text
@@ -188,7 +189,7 @@ async def test_wiki_reset_in_a_channel_without_threads_says_how_to_reset_one(sla
 
     assert response.status == 200
     assert "Nothing to reset" in response.json()["text"]
-    assert "reset` inside it" in response.json()["text"]
+    assert response.json()["text"] == core_texts.RESET_PLACE_NOTHING
 
 
 async def test_reset_inside_a_thread_resets_only_that_thread(slack: SlackServer, fake_slack: FakeSlack):
@@ -201,7 +202,7 @@ async def test_reset_inside_a_thread_resets_only_that_thread(slack: SlackServer,
     await slack.event(mention("reset", thread_ts=one["ts"]))
 
     confirmation = (await wait_answers(fake_slack, CHANNEL, one["ts"], 2))[1]
-    assert confirmation.text == texts.RESET_THREAD
+    assert confirmation.text == core_texts.RESET_THREAD
     await slack.event(message("again one", thread_ts=one["ts"]))
     await slack.event(message("again two", thread_ts=two["ts"]))
     assert "earlier questions: none" in (await wait_answers(fake_slack, CHANNEL, one["ts"], 3))[2].text
@@ -218,7 +219,7 @@ async def test_reset_in_a_dm_thread_leaves_the_dm_conversation(slack: SlackServe
     await wait_answers(fake_slack, DM, first["ts"])
 
     await slack.event(dm("reset", thread_ts=first["ts"]))
-    assert (await wait_answers(fake_slack, DM, first["ts"], 2))[1].text == texts.RESET_THREAD
+    assert (await wait_answers(fake_slack, DM, first["ts"], 2))[1].text == core_texts.RESET_THREAD
 
     await slack.event(dm("top again"))
     assert "earlier questions: top question" in (await wait_answers(fake_slack, DM, None, 2))[1].text
@@ -349,7 +350,7 @@ async def test_a_message_with_only_a_file_gets_a_short_polite_reply(
     await slack.event(dm("", subtype="file_share", files=files))
 
     [reply] = await wait_answers(fake_slack, DM, None)
-    assert reply.text == texts.FILE_ONLY
+    assert reply.text == core_texts.FILE_ONLY
 
 
 async def test_a_bare_mention_gets_the_help(
@@ -360,7 +361,7 @@ async def test_a_bare_mention_gets_the_help(
 
     [reply] = await wait_answers(fake_slack, CHANNEL, event["ts"])
     assert "Ask me anything about our Confluence wiki" in reply.text
-    assert assistant.asked == []
+    assert assistant.answerer.questions == []
 
 
 async def test_a_failing_core_gets_a_short_human_message_and_the_server_keeps_going(fake_slack: FakeSlack):
@@ -371,7 +372,7 @@ async def test_a_failing_core_gets_a_short_human_message_and_the_server_keeps_go
         event = mention("how do I deploy?")
         await server.event(event)
         [reply] = await wait_answers(fake_slack, CHANNEL, event["ts"])
-        assert reply.text == texts.FAILURE
+        assert reply.text == core_texts.FAILURE
         assert "Traceback" not in reply.everything and "chroma" not in reply.everything
 
         failing.error = None
@@ -384,14 +385,14 @@ async def test_a_failing_core_gets_a_short_human_message_and_the_server_keeps_go
 
 
 async def test_a_model_that_never_answers_gets_a_timeout_message(fake_slack: FakeSlack):
-    stuck = FakeAssistant(delay_s=30)
-    server = SlackServer(fake_slack, stuck, bot=custom_bot(fake_slack, stuck, answer_timeout_s=0.5))
+    stuck = FakeAssistant(delay_s=30, answer_timeout_s=0.5)
+    server = SlackServer(fake_slack, stuck)
     await server.start()
     try:
         event = dm("a question")
         await server.event(event)
         [reply] = await wait_answers(fake_slack, DM, None)
-        assert reply.text == texts.TIMEOUT
+        assert reply.text == core_texts.TIMEOUT
     finally:
         await server.close()
 
@@ -517,12 +518,12 @@ async def test_a_quick_follow_up_waits_for_the_answer_before_it(fake_slack: Fake
 
 
 async def test_a_slow_reset_is_still_acknowledged_in_time_saying_so(fake_slack: FakeSlack):
-    sluggish = FakeAssistant(reset_delay_s=10)
-    server = SlackServer(fake_slack, sluggish, bot=custom_bot(fake_slack, sluggish, reset_timeout_s=0.3))
+    sluggish = FakeAssistant(reset_delay_s=1.5, reset_timeout_s=0.3)
+    server = SlackServer(fake_slack, sluggish)
     await server.start()
     try:
         response = await server.command(channel=DM, user=ALICE)
     finally:
         await server.close()
     assert response.status == 200 and response.elapsed_s < 3.0
-    assert response.json() == {"text": texts.RESET_SLOW, "response_type": "ephemeral"}
+    assert response.json() == {"text": core_texts.RESET_SLOW, "response_type": "ephemeral"}

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 from adapters.slack import texts
+from rag import texts as core_texts
 
 from .fake_slack import FakeSlack
 from .fake_slack_assistant import PAGE, FakeAssistant
@@ -63,7 +64,7 @@ async def test_wiki_reset_over_socket_mode_acks_with_an_ephemeral_confirmation(
     envelope_id = await fake_slack.send_envelope("slash_commands", command)
 
     ack = await fake_slack.wait_for(lambda: fake_slack.socket_acks.get(envelope_id))
-    assert ack.payload == {"text": texts.RESET_DM_DONE, "response_type": "ephemeral"}
+    assert ack.payload == {"text": core_texts.RESET_PRIVATE_DONE, "response_type": "ephemeral"}
 
 
 async def test_socket_mode_serves_no_http_event_endpoint(socket_slack: SlackServer):

@@ -6,6 +6,8 @@ import asyncio
 
 import pytest
 
+from rag import texts
+
 from .conftest import APP_ID, BOT_ACCOUNT, TENANT_ID, TeamsBot
 from .connector_fake import ConnectorFake
 from .fake_assistant import VPN_PAGE, FakeAssistant
@@ -78,7 +80,7 @@ async def test_follow_up_uses_history_and_reset_forgets_it(teams: TeamsBot, conn
     first, follow_up, confirmation, after_reset = await connector.wait_for_messages(4)
     assert "No earlier questions" in first.text
     assert "Earlier you asked: How do I get VPN access?" in follow_up.text
-    assert "forgotten this conversation" in confirmation.text
+    assert confirmation.text == texts.RESET_SESSION
     assert "No earlier questions" in after_reset.text
 
 
@@ -88,7 +90,7 @@ async def test_wiki_reset_typed_as_text_also_resets(teams: TeamsBot, connector: 
     await teams.send(teams.activity("And on Linux?", activity_id="m3"))
 
     _, confirmation, after_reset = await connector.wait_for_messages(3)
-    assert "forgotten this conversation" in confirmation.text
+    assert confirmation.text == texts.RESET_SESSION
     assert "No earlier questions" in after_reset.text
 
 
@@ -172,10 +174,10 @@ async def test_help_describes_the_bot(
 
     [reply] = await connector.wait_for_messages(1)
     assert "wiki" in reply.text.lower() and "reset" in reply.text
-    assert assistant.received == []
+    assert assistant.answerer.questions == []
 
 
-async def test_a_bare_mention_asks_for_a_question(
+async def test_a_bare_mention_gets_the_help(
     teams: TeamsBot, connector: ConnectorFake, assistant: FakeAssistant
 ) -> None:
     thread = {
@@ -186,8 +188,8 @@ async def test_a_bare_mention_asks_for_a_question(
     await teams.send(teams.activity("<at>WikiBot</at>", conversation=thread, entities=[mention()]))
 
     [reply] = await connector.wait_for_messages(1)
-    assert "question" in reply.text
-    assert assistant.received == []
+    assert reply.text == texts.HELP
+    assert assistant.answerer.questions == []
 
 
 async def test_a_failing_core_becomes_a_short_human_message(

@@ -1,0 +1,221 @@
+"""The conversation every channel talks to: commands, sessions, turn order, resets and timeouts.
+
+An adapter turns a platform event into an IncomingMessage and the Reply back into a platform message;
+everything in between is decided here, once for Slack, Teams, the web and the terminal.
+
+Per session, questions are answered one at a time (a quick follow-up sees the answer before it). A reset
+does not wait for an answer in flight: it voids that answer's turn, so the answer is still delivered but
+never written into the history the reset just cleared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from rag import texts
+from rag.commands import Command, parse_command
+from rag.participants import Participants
+from rag.ports import Answerer, Progress, SessionStore
+from rag.sessions import SessionStoreError
+from rag.types import IncomingMessage, Reply, ReplyKind, Scope, Turn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_question_chars: int = 2000
+    # A guard for a call that never returns: the model's own timeout and retries come first.
+    answer_timeout_s: float = 180.0
+    # Slack refuses a slash command not acknowledged within 3 s, and the reset is what it waits for.
+    reset_timeout_s: float = 2.0
+    # Answers computed at once, every channel together: the model and the CPU are the shared resources.
+    max_concurrent_answers: int = 8
+
+
+class _Session:
+    """What the conversation keeps of a session while someone holds it: alive only as long as it is used."""
+
+    __slots__ = ("__weakref__", "generation", "turn", "write")
+
+    def __init__(self) -> None:
+        self.turn = asyncio.Lock()  # held for a whole answer: questions queue in order
+        self.write = asyncio.Lock()  # held around a history write or a reset: never across a model call
+        self.generation = 0  # bumped by every reset: a turn that started before it is not recorded
+
+
+class Conversation:
+    """Implements rag.ports.Assistant over an Answerer and a SessionStore."""
+
+    def __init__(
+        self,
+        *,
+        answerer: Answerer,
+        sessions: SessionStore,
+        limits: Limits | None = None,
+        participants: Participants | None = None,
+    ) -> None:
+        self._answerer = answerer
+        self._sessions = sessions
+        self._limits = limits or Limits()
+        self._participants = participants or Participants()
+        self._slots = asyncio.Semaphore(self._limits.max_concurrent_answers)
+        self._live: weakref.WeakValueDictionary[str, _Session] = weakref.WeakValueDictionary()
+        # A reset past its deadline keeps running; the loop keeps only weak references to tasks.
+        self._background: set[asyncio.Task[Reply]] = set()
+
+    async def ask(self, message: IncomingMessage, *, progress: Progress | None = None) -> Reply:
+        text = message.text.strip()
+        command = parse_command(text)
+        if command is Command.RESET:
+            return await self._bounded_reset(message)
+        if message.has_files and not text:
+            return Reply.notice(texts.FILE_ONLY)
+        if command is Command.HELP or not text or message.scope is Scope.PLACE:
+            return Reply.notice(texts.HELP)
+        if len(text) > self._limits.max_question_chars:
+            return Reply.notice(texts.too_long(len(text), self._limits.max_question_chars))
+        self._join(message)
+        if progress is not None:
+            await progress.working()
+        return await self._turn(message.session_key, text)
+
+    def follows(self, session_key: str) -> bool:
+        return self._participants.follows(session_key)
+
+    async def history(self, session_key: str) -> list[Turn]:
+        return await asyncio.to_thread(self._sessions.history, session_key)
+
+    async def close(self) -> None:
+        """Waits for resets still running past their deadline (they are short store calls)."""
+        await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    # ---- questions
+
+    async def _turn(self, session_key: str, question: str) -> Reply:
+        session = self._session(session_key)
+        async with session.turn:
+            generation = session.generation
+            async with self._slots:
+                reply = await self._answer(session_key, question)
+            if reply.kind is ReplyKind.ANSWER:
+                await self._record(session, session_key, generation, question, reply)
+        return reply
+
+    async def _answer(self, session_key: str, question: str) -> Reply:
+        try:
+            history = await asyncio.to_thread(self._sessions.history, session_key)
+            return await asyncio.wait_for(
+                self._answerer.answer(question, history), self._limits.answer_timeout_s
+            )
+        except TimeoutError:
+            log.warning(
+                "no answer within %.0f s for session %s", self._limits.answer_timeout_s, session_key[:80]
+            )
+            return Reply.error(texts.TIMEOUT)
+        except SessionStoreError as exc:
+            log.error("cannot read the history of session %s: %s", session_key[:80], exc)
+            return Reply.error(texts.FAILURE)
+        except Exception:
+            # A bug: the user gets a short message, the log gets the traceback.
+            log.exception("answering failed for session %s", session_key[:80])
+            return Reply.error(texts.FAILURE)
+
+    async def _record(
+        self, session: _Session, session_key: str, generation: int, question: str, reply: Reply
+    ) -> None:
+        async with session.write:
+            if session.generation != generation:
+                log.info("session %s was reset while answering: the turn is not recorded", session_key[:80])
+                return
+            try:
+                await asyncio.to_thread(
+                    self._sessions.append,
+                    session_key,
+                    [Turn("user", question), Turn("assistant", reply.text)],
+                )
+            except SessionStoreError as exc:
+                # The user still gets the answer; only the next follow-up loses this turn.
+                log.error("cannot record the turn of session %s: %s", session_key[:80], exc)
+
+    # ---- resets
+
+    async def _bounded_reset(self, message: IncomingMessage) -> Reply:
+        task = asyncio.get_running_loop().create_task(self._reset(message))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        try:
+            # Shielded: past the deadline the user hears so, and the reset still completes.
+            return await asyncio.wait_for(asyncio.shield(task), self._limits.reset_timeout_s)
+        except TimeoutError:
+            log.warning(
+                "a reset took longer than %.1f s; it goes on in the background", self._limits.reset_timeout_s
+            )
+            return Reply.notice(texts.RESET_SLOW)
+
+    async def _reset(self, message: IncomingMessage) -> Reply:
+        try:
+            return await self._reset_scope(message)
+        except (SessionStoreError, ValueError) as exc:
+            log.error("reset failed: %s", exc)
+        except Exception:
+            log.exception("reset failed")
+        return Reply.notice(texts.RESET_FAILED)
+
+    async def _reset_scope(self, message: IncomingMessage) -> Reply:
+        if message.scope is Scope.SESSION:
+            await self._forget([message.session_key], partial(self._store_reset, message.session_key))
+            # The bot stays in the thread: a reply there after the reset needs no new mention.
+            self._join(message)
+            return Reply.notice(texts.RESET_THREAD if message.threaded else texts.RESET_SESSION)
+        place = message.place
+        if place is None or not place.key:
+            return Reply.notice(texts.RESET_NO_PLACE)
+        if place.private:
+            live = [key for key in list(self._live.keys()) if key.startswith(place.key)]
+            count = await self._forget(
+                live, partial(asyncio.to_thread, self._sessions.reset_prefix, place.key)
+            )
+            return Reply.notice(texts.RESET_PRIVATE_DONE if count else texts.RESET_PRIVATE_NOTHING)
+        if not message.user_id:
+            return Reply.notice(texts.RESET_NO_PLACE)
+        keys = self._participants.sessions_of(place_key=place.key, user_id=message.user_id)
+        for key in keys:
+            await self._forget([key], partial(self._store_reset, key))
+        self._participants.forget_person(place_key=place.key, user_id=message.user_id)
+        return Reply.notice(texts.reset_place_done(len(keys)) if keys else texts.RESET_PLACE_NOTHING)
+
+    async def _store_reset(self, session_key: str) -> int:
+        await asyncio.to_thread(self._sessions.reset, session_key)
+        return 1
+
+    async def _forget(self, session_keys: Sequence[str], clear: Callable[[], Awaitable[int]]) -> int:
+        """Voids the turns in flight of these sessions, then clears the store, with their writes held."""
+        sessions = [self._session(key) for key in session_keys]
+        async with contextlib.AsyncExitStack() as held:
+            for session in sessions:
+                await held.enter_async_context(session.write)
+                session.generation += 1
+            return await clear()
+
+    # ---- bookkeeping
+
+    def _session(self, session_key: str) -> _Session:
+        session = self._live.get(session_key)
+        if session is None:
+            session = _Session()
+            self._live[session_key] = session
+        return session
+
+    def _join(self, message: IncomingMessage) -> None:
+        place = message.place
+        if place is not None and not place.private and message.scope is Scope.SESSION:
+            self._participants.join(
+                session_key=message.session_key, place_key=place.key, user_id=message.user_id
+            )
