@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from bot.app import Core
 from bot.confluence_fake import ConfluenceFake
 from rag.llm import LiteLLMChatModel
 from tests.fakes.embedder import HashingEmbedder
-from tests.fakes.llm_server import FakeLLM
+from tests.fakes.llm_server import FakeLLM, content_text
 from tests.support import PASSWORD, USER, make_core, settings_for
 
 PRINTER_PAGE = "9500"
@@ -48,3 +49,28 @@ def e2e_llm() -> Iterator[FakeLLM]:
 def e2e_core(tmp_path: Path, e2e_llm: FakeLLM) -> Iterator[Core]:
     with real_core(tmp_path / "data", e2e_llm) as core:
         yield core
+
+
+async def _until(condition: Callable[[], object], timeout_s: float = 10.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+async def reset_voids_the_answer_in_flight(
+    llm: FakeLLM, *, ask: Callable[[str], Awaitable[object]], reset: Callable[[], Awaitable[object]]
+) -> None:
+    """One scenario for every channel: a question whose answer is still at the model, then a reset, then a
+    follow-up. The follow-up must reach the model without history: the answer that finished after the
+    reset must not have written its turn back."""
+    llm.delay_s = 1.5
+    first = asyncio.create_task(ask("how do I add the quillprint7 printer?"))
+    await _until(lambda: llm.requests)  # the first answer is now in flight
+    await reset()
+    llm.delay_s = 0
+    await first
+    llm.requests.clear()
+    await ask("and on Linux?")
+    condense = [r for r in llm.requests if "standalone question" in content_text(r["messages"][0])]
+    assert condense == [], "the follow-up was condensed with history the reset should have cleared"
+    assert len(llm.requests[-1]["messages"]) == 2, "the model was sent history after a reset"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.app import Core
-from tests.e2e_core import PRINTER_PAGE
+from tests.e2e_core import PRINTER_PAGE, reset_voids_the_answer_in_flight
 from tests.fakes.llm_server import FakeLLM, content_text
 
 from .fake_slack import FakeSlack
@@ -95,3 +95,18 @@ async def test_ack_is_immediate_even_when_the_model_takes_ten_seconds(
     response, _ = await bot.event(mention("which queue does quillprint7 use?"))
     assert response.status == 200 and response.elapsed_s < 3
     # The answer is still on its way; closing the server cancels it, as a shutdown would.
+
+
+async def test_a_reset_while_an_answer_is_in_flight_leaves_no_history(
+    bot: SlackServer, fake_slack: FakeSlack, llm: FakeLLM
+) -> None:
+    expected = 0
+
+    async def send(text: str) -> None:
+        nonlocal expected
+        expected += 1
+        target = expected
+        await bot.event(dm(text))
+        await wait_answers(fake_slack, DM, None, count=target)
+
+    await reset_voids_the_answer_in_flight(llm, ask=send, reset=lambda: send("reset"))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.app import Core
-from tests.e2e_core import PRINTER_PAGE
+from tests.e2e_core import PRINTER_PAGE, reset_voids_the_answer_in_flight
 from tests.fakes.llm_server import FakeLLM, content_text
 
 from .conftest import Identity, TeamsBot, start_bot, teams_settings
@@ -64,3 +64,18 @@ async def test_reset_means_the_next_question_carries_no_history(
     await connector.wait_for_messages(3)
     assert _condense_requests(llm) == []
     assert len(llm.requests[-1]["messages"]) == 2
+
+
+async def test_a_reset_while_an_answer_is_in_flight_leaves_no_history(
+    bot: TeamsBot, connector: ConnectorFake, llm: FakeLLM
+) -> None:
+    sent = 0
+
+    async def send(text: str) -> None:
+        nonlocal sent
+        sent += 1
+        target = sent
+        await bot.send(bot.activity(text, activity_id=str(target)))
+        await connector.wait_for_messages(target)
+
+    await reset_voids_the_answer_in_flight(llm, ask=send, reset=lambda: send("reset"))
