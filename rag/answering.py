@@ -10,22 +10,10 @@ from importlib import resources
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 
+from rag.markdown import CITATION, CITATION_RUN, citation_numbers, code_spans
 from rag.types import Hit, Reply, Source, Turn
 
 NO_ANSWER = "NO_ANSWER"
-# A citation names passages 1..999: one "[2]", a list "[1, 3]" or a range "[1-3]" (any dash).
-_NUMBER = r"[1-9]\d{0,2}"
-_ITEM = rf"{_NUMBER}(?:\s*[-–—]\s*{_NUMBER})?"
-# Not a markdown link "[1](url)".
-_BRACKET_SOURCE = rf"\[\s*({_ITEM}(?:\s*,\s*{_ITEM})*)\s*\](?!\()"
-_BRACKET = re.compile(_BRACKET_SOURCE)
-# Adjacent brackets are one run, rendered together ("[1][1]" → "[1]"). A run glued to an identifier or to a
-# closing bracket or parenthesis is indexing (`args[1]`, `x[0][1]`, `f()[1]`); "word.[1]" is a citation.
-_CITATION_RUN = re.compile(rf"(?<![\w\])]){_BRACKET_SOURCE}(?:[ \t]*{_BRACKET_SOURCE})*")
-_RANGE_DASH = re.compile(r"[–—]")
-_FENCE_OPEN = re.compile(r"[ \t]*(`{3,}|~{3,})")
-# A code span stays within its paragraph: a stray tick must not swallow the next one's citations.
-_INLINE_CODE = re.compile(r"(?<!`)(`+)(?!`)(?:(?!\n[ \t]*\n).)+?(?<!`)\1(?!`)", re.DOTALL)
 _DECORATION = " \t*_~`\"'“”‘’«»„.,;:!?…()[]{}<>#|-"
 _NO_ANSWER_LINE = re.compile(NO_ANSWER, re.IGNORECASE)
 _NO_ANSWER_START = re.compile(rf"{NO_ANSWER}\b", re.IGNORECASE)
@@ -152,7 +140,7 @@ def _bare(line: str) -> str:
 def _renumber_citations(text: str, hits: Sequence[Hit]) -> tuple[str, list[Source]]:
     sources: list[Source] = []
     number_of_page: dict[str, int] = {}
-    code = _code_spans(text)
+    code = code_spans(text)
 
     def page_number(n: int) -> int:
         chunk = hits[n - 1].chunk
@@ -171,8 +159,8 @@ def _renumber_citations(text: str, hits: Sequence[Hit]) -> tuple[str, list[Sourc
             out.extend(f"[{m}]" for m in dict.fromkeys(pending))
             pending.clear()
 
-        for bracket in _BRACKET.finditer(run.group(0)):
-            passages = _passage_numbers(bracket.group(1), len(hits))
+        for bracket in CITATION.finditer(run.group(0)):
+            passages = citation_numbers(bracket.group(1), len(hits))
             if passages is None:
                 # Not a citation (a number past the passages, a reversed range): kept as written.
                 flush()
@@ -182,48 +170,7 @@ def _renumber_citations(text: str, hits: Sequence[Hit]) -> tuple[str, list[Sourc
         flush()
         return "".join(out)
 
-    return _CITATION_RUN.sub(render, text), sources
-
-
-def _passage_numbers(group: str, count: int) -> list[int] | None:
-    """ "1, 3" or "2-4" → passage numbers; None unless every one of them is a passage (1..count)."""
-    numbers: list[int] = []
-    for item in group.split(","):
-        low, _, high = (part.strip() for part in _RANGE_DASH.sub("-", item).partition("-"))
-        first, last = int(low), int(high or low)
-        if not 1 <= first <= last <= count:
-            return None
-        numbers.extend(range(first, last + 1))
-    return numbers
-
-
-def _code_spans(text: str) -> list[tuple[int, int]]:
-    """[start, end) offsets of fenced code blocks and inline code spans, where [n] is code, not a citation."""
-    spans: list[tuple[int, int]] = []
-    prose_start = 0
-    fence: str | None = None
-    fence_start = 0
-    offset = 0
-    for line in text.splitlines(keepends=True):
-        stripped = line.strip()
-        if fence is None:
-            opening = _FENCE_OPEN.match(line)
-            if opening and not (opening.group(1)[0] == "`" and "`" in line[opening.end() :]):
-                spans.extend(_inline_code(text, prose_start, offset))
-                fence, fence_start = opening.group(1), offset
-        elif stripped.startswith(fence) and not stripped.strip(fence[0]):
-            spans.append((fence_start, offset + len(line)))
-            fence, prose_start = None, offset + len(line)
-        offset += len(line)
-    if fence is not None:  # an unclosed fence runs to the end, as markdown renders it
-        spans.append((fence_start, len(text)))
-    else:
-        spans.extend(_inline_code(text, prose_start, len(text)))
-    return spans
-
-
-def _inline_code(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    return [(m.start(), m.end()) for m in _INLINE_CODE.finditer(text, start, end)]
+    return CITATION_RUN.sub(render, text), sources
 
 
 def extractive(hits: Sequence[Hit], language: str, *, intro: dict[str, str], limit: int = 3) -> Reply:

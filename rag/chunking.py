@@ -14,6 +14,7 @@ from typing import Final
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from rag.markdown import closes_fence, fence_opening
 from rag.storage_format import Section, parse_storage
 from rag.types import Chunk, Page
 
@@ -24,7 +25,6 @@ LengthFunction = Callable[[str], int]
 # Bump when the text of a chunk changes for the same page (header, rendering, embedding_text): the
 # knowledge base then rebuilds once instead of mixing the two formats.
 CHUNK_FORMAT: Final = 3
-_FENCE_OPEN = re.compile(r"^(`{3,})[^`]*$")
 _HEADING_MARK = re.compile(r"^#{1,6} ", re.MULTILINE)
 _CELL_NAME = re.compile(r"^([^:;\n]{1,60}): ")
 # Oversized prose and table rows: break at sentences, then at cell boundaries, then at words.
@@ -325,8 +325,8 @@ class _Sizer:
 
     def _split_unit(self, unit: str, budget: int) -> list[str]:
         lines = unit.split("\n")
-        opening = _FENCE_OPEN.match(lines[0])
-        if opening and len(lines) > 2 and lines[-1] == opening.group(1):
+        opening = fence_opening(lines[0])
+        if opening and len(lines) > 2 and closes_fence(lines[-1], opening):
             fence_cost = self.length(lines[0] + "\n" + "\n" + lines[-1])
             inner_budget = budget - fence_cost
             if inner_budget >= max(8, budget // 4):
@@ -455,10 +455,9 @@ def _units(body: str) -> list[list[str]]:
     lines = body.split("\n")
     i = 0
     while i < len(lines):
-        opening = _FENCE_OPEN.match(lines[i])
-        if opening:
-            fence = opening.group(1)
-            end = next((j for j in range(i + 1, len(lines)) if lines[j] == fence), None)
+        fence = fence_opening(lines[i])
+        if fence:
+            end = next((j for j in range(i + 1, len(lines)) if closes_fence(lines[j], fence)), None)
             if end is not None:
                 units.append("\n".join(lines[i : end + 1]))
                 i = end + 1
@@ -489,6 +488,6 @@ def _is_lead_in(line: str, following: str) -> bool:
         return True
     if _LIST_OR_ROW.search(line):
         return False
-    if _FENCE_OPEN.match(following.split("\n", 1)[0]):
+    if fence_opening(following.split("\n", 1)[0]):
         return not line.endswith((".", "!", "?", ";"))
     return len(line) <= 60 and not line.endswith((".", "!", "?", ";", ",", ")", "`"))

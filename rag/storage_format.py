@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from bs4 import BeautifulSoup
 from lxml import etree
 
+from rag.markdown import closes_fence, fence_opening
+
 __all__ = ["Section", "parse_storage"]
 
 
@@ -196,7 +198,6 @@ _EMOTICONS = {
 }  # fmt: skip
 _WS = re.compile(r"\s+")
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
-_FENCE_OPEN = re.compile(r"^(`{3,})[^`]*$")
 _MAX_SPAN = 50  # colspan/rowspan are untrusted: cap them so one cell cannot allocate a huge grid
 
 
@@ -245,12 +246,12 @@ def _indent(text: str, first: str, rest: str) -> str:
     for i, line in enumerate(text.split("\n")):
         if fence:
             out.append(line)
-            if line == fence:
+            if closes_fence(line, fence):
                 fence = ""
             continue
-        opening = _FENCE_OPEN.match(line)
+        opening = fence_opening(line)
         if opening:
-            fence = opening.group(1)
+            fence = opening
             if i == 0 and first.strip():
                 out.append(first.rstrip())
             out.append(line)
@@ -746,7 +747,7 @@ def _prefixed(blocks: list[_Block], word: str, title: str) -> list[_Block]:
     """`Warning: title` before the body, or `Warning: ` in front of its first paragraph."""
     out = list(blocks)
     first = next((i for i, b in enumerate(out) if isinstance(b, _Text)), None)
-    if title or first is None or _FENCE_OPEN.match(out[first].text.split("\n", 1)[0]):
+    if title or first is None or fence_opening(out[first].text.split("\n", 1)[0]):
         return [_Text(f"{word} {title}".strip()), *out]
     out[first] = _Text(f"{word} {out[first].text}")
     return out

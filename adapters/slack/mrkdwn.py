@@ -11,9 +11,9 @@ import re
 from collections.abc import Sequence
 from urllib.parse import quote
 
+from rag.markdown import CITATION, CITATION_RUN, citation_numbers, closes_fence, fence_opening
 from rag.types import Source
 
-_FENCE = re.compile(r"^\s*(```|~~~)")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
 _BULLET = re.compile(r"^(\s*)[-*+]\s+(.*)$")
 _NUMBERED = re.compile(r"^(\s*)(\d{1,3})[.)]\s+(.*)$")
@@ -22,8 +22,6 @@ _RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
 _INLINE_CODE = re.compile(r"(`+)(.+?)\1")
 _LINK = re.compile(r"\[([^\[\]]+)\]\(\s*<?([^()\s<>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _AUTOLINK = re.compile(r"<((?:https?|mailto):[^<>\s]+)>")
-# Not after an identifier or a closing bracket: `arr[1]` is indexing, not a citation (as in rag.answering).
-_CITATION = re.compile(r"(?<![\w\])])\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\](?!\()")
 _BOLD_ITALIC = re.compile(r"\*\*\*(?=\S)(.+?)(?<=\S)\*\*\*")
 _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _ITALIC_STAR = re.compile(r"(?<![*\w])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![*\w])")
@@ -59,18 +57,22 @@ def to_mrkdwn(markdown: str, sources: Sequence[Source] = ()) -> str:
     """Converts the model's markdown; `[n]` citations become links to the n-th source's page."""
     out: list[str] = []
     code: list[str] | None = None
+    fence = ""
     for line in markdown.replace("\r\n", "\n").split("\n"):
-        if _FENCE.match(line):
-            if code is None:
-                code = []  # the language tag is dropped: Slack would print it as the first line
+        if code is None:
+            opening = fence_opening(line)
+            if opening is None:
+                out.append(_convert_line(line, sources))
             else:
-                out.append("```\n" + "\n".join(code) + "\n```")
-                code = None
-            continue
-        if code is not None:
-            code.append(escape(line))
+                code, fence = (
+                    [],
+                    opening,
+                )  # the language tag is dropped: Slack would print it as the first line
+        elif closes_fence(line, fence):
+            out.append("```\n" + "\n".join(code) + "\n```")
+            code = None
         else:
-            out.append(_convert_line(line, sources))
+            code.append(escape(line))
     if code is not None:  # an unclosed fence still renders as code rather than swallowing the answer
         out.append("```\n" + "\n".join(code) + "\n```")
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
@@ -108,7 +110,7 @@ def _inline(text: str, sources: Sequence[Source]) -> str:
     text = _INLINE_CODE.sub(lambda m: keep(f"`{escape(m.group(2).strip())}`"), text)
     text = _LINK.sub(lambda m: keep(link(m.group(2), _plain_label(m.group(1)))), text)
     text = _AUTOLINK.sub(lambda m: keep(link(m.group(1), m.group(1))), text)
-    text = _CITATION.sub(lambda m: keep(_citation(m, sources)), text)
+    text = CITATION_RUN.sub(lambda m: keep(_citations(m.group(0), sources)), text)
     text = escape(text)
     text = _BOLD_ITALIC.sub(lambda m: f"{_BOLD_MARK}_{m.group(1)}_{_BOLD_MARK}", text)
     text = _BOLD.sub(lambda m: f"{_BOLD_MARK}{m.group(2)}{_BOLD_MARK}", text)
@@ -122,11 +124,15 @@ def _plain_label(label: str) -> str:
     return re.sub(r"(\*\*|__|\*|`)", "", label).strip() or label
 
 
-def _citation(match: re.Match[str], sources: Sequence[Source]) -> str:
-    numbers = [int(n) for n in re.split(r"\s*,\s*", match.group(1))]
-    if not all(1 <= n <= len(sources) for n in numbers):
-        return escape(match.group(0))  # not a citation we can resolve: keep the text as written
-    return "".join(link(sources[n - 1].url, f"[{n}]") for n in numbers)
+def _citations(run: str, sources: Sequence[Source]) -> str:
+    out: list[str] = []
+    for bracket in CITATION.finditer(run):
+        numbers = citation_numbers(bracket.group(1), len(sources))
+        if numbers is None:
+            out.append(escape(bracket.group(0)))  # not a citation we can resolve: kept as written
+        else:
+            out.extend(link(sources[n - 1].url, f"[{n}]") for n in numbers)
+    return "".join(out)
 
 
 _USER_REF = re.compile(r"<@([A-Z0-9]+)(?:\|([^>]*))?>")

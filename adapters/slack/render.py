@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.slack.mrkdwn import escape, link, to_mrkdwn
+from rag.markdown import closes_fence, fence_opening
 from rag.types import Reply, Source
 
 # A section block's text is capped at 3000 characters; the margin leaves room for a reopened code fence.
@@ -69,22 +70,20 @@ def split_mrkdwn(text: str, *, limit: int = SECTION_LIMIT) -> list[str]:
     parts: list[str] = []
     current: list[str] = []
     size = 0
-    in_code = False
+    fence: str | None = None  # the fence of the code block the cut falls in, if any
     for line in _hard_wrap(text.split("\n"), budget - len(_FENCE) - 1):
         if current and size + len(line) + 1 > budget:
-            parts.append("\n".join([*current, _FENCE] if in_code else current))
-            current, size = ([_FENCE], len(_FENCE) + 1) if in_code else ([], 0)
+            parts.append("\n".join([*current, _FENCE] if fence else current))
+            current, size = ([_FENCE], len(_FENCE) + 1) if fence else ([], 0)
         current.append(line)
         size += len(line) + 1
-        if line.startswith(_FENCE) or line.endswith(_FENCE):
-            in_code = _toggles(line, in_code)
+        if fence is None:
+            fence = fence_opening(line)
+        elif closes_fence(line, fence):
+            fence = None
     if current:
         parts.append("\n".join(current))
     return [part.strip("\n") for part in parts if part.strip()]
-
-
-def _toggles(line: str, in_code: bool) -> bool:
-    return in_code if line.count(_FENCE) % 2 == 0 else not in_code
 
 
 def _hard_wrap(lines: list[str], width: int) -> list[str]:
