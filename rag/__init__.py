@@ -1,1 +1,1 @@
-"""The RAG core: Confluence pages in, cited answers out. Knows nothing of Slack or Teams."""
+"""The RAG core: Confluence pages in, cited answers out. Knows nothing of the chat platforms."""

@@ -1,4 +1,4 @@
-"""Commands parsed in one place for every channel, so Slack, Teams, the web and the terminal agree."""
+"""Commands parsed in one place for every channel, so that every channel agrees on them."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The conversation every channel talks to: commands, sessions, turn order, resets and timeouts.
 
 An adapter turns a platform event into an IncomingMessage and the Reply back into a platform message;
-everything in between is decided here, once for Slack, Teams, the web and the terminal.
+everything in between is decided here, once for every channel.
 
 Per session, questions are answered one at a time (a quick follow-up sees the answer before it). A reset
 does not wait for an answer in flight: it voids that answer's turn, so the answer is still delivered but
@@ -33,7 +33,7 @@ class Limits:
     max_question_chars: int = 2000
     # A guard for a call that never returns: the model's own timeout and retries come first.
     answer_timeout_s: float = 180.0
-    # Slack refuses a slash command not acknowledged within 3 s, and the reset is what it waits for.
+    # A chat platform refuses a command not acknowledged within 3 s, and the reset is what it waits for.
     reset_timeout_s: float = 2.0
     # Answers computed at once, every channel together: the model and the CPU are the shared resources.
     max_concurrent_answers: int = 8

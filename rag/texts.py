@@ -1,6 +1,6 @@
 """What the bot says in its own words, on every channel: short, human, never a stack trace.
 
-Adapters add only what is about their platform (Slack's "working" placeholder, a Teams welcome).
+Adapters add only what is about their platform (a "working" placeholder, a welcome).
 """
 
 from __future__ import annotations
