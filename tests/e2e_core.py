@@ -57,8 +57,20 @@ async def _until(condition: Callable[[], object], timeout_s: float = 10.0) -> No
             await asyncio.sleep(0.02)
 
 
+def in_order(send: Callable[[str, int], Awaitable[object]]) -> Callable[[str], Awaitable[None]]:
+    """A channel driver for the scenario below: the n-th message sent waits for the channel's n-th reply."""
+    sent = 0
+
+    async def ask(text: str) -> None:
+        nonlocal sent
+        sent += 1
+        await send(text, sent)
+
+    return ask
+
+
 async def reset_voids_the_answer_in_flight(
-    llm: FakeLLM, *, ask: Callable[[str], Awaitable[object]], reset: Callable[[], Awaitable[object]]
+    llm: FakeLLM, ask: Callable[[str], Awaitable[object]], reset: Callable[[], Awaitable[object]]
 ) -> None:
     """One scenario for every channel: a question whose answer is still at the model, then a reset, then a
     follow-up. The follow-up must reach the model without history: the answer that finished after the

@@ -66,4 +66,4 @@ async def test_a_reset_while_an_answer_is_in_flight_leaves_no_history(
     terminals: tuple[Terminal, Terminal], e2e_llm: FakeLLM
 ) -> None:
     asking, resetting = terminals
-    await reset_voids_the_answer_in_flight(e2e_llm, ask=asking.type, reset=lambda: resetting.type("reset"))
+    await reset_voids_the_answer_in_flight(e2e_llm, asking.type, lambda: resetting.type("reset"))

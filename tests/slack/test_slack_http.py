@@ -33,9 +33,11 @@ def answers(fake: FakeSlack, channel: str, thread_ts: str | None) -> list[Posted
     return [m for m in fake.in_thread(channel, thread_ts) if m.text != texts.WORKING]
 
 
-async def wait_answers(fake: FakeSlack, channel: str, thread_ts: str | None, count: int = 1) -> list[Posted]:
+async def wait_answers(
+    fake: FakeSlack, channel: str, thread_ts: str | None, count: int = 1, *, timeout: float = 5.0
+) -> list[Posted]:
     return await fake.wait_for(
-        lambda: (found := answers(fake, channel, thread_ts)) and len(found) >= count and found
+        lambda: (found := answers(fake, channel, thread_ts)) and len(found) >= count and found, timeout
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.app import Core
-from tests.e2e_core import PRINTER_PAGE, reset_voids_the_answer_in_flight
+from tests.e2e_core import PRINTER_PAGE, in_order, reset_voids_the_answer_in_flight
 from tests.fakes.llm_server import FakeLLM, content_text
 
 from .conftest import Identity, TeamsBot, start_bot, teams_settings
@@ -69,13 +69,9 @@ async def test_reset_means_the_next_question_carries_no_history(
 async def test_a_reset_while_an_answer_is_in_flight_leaves_no_history(
     bot: TeamsBot, connector: ConnectorFake, llm: FakeLLM
 ) -> None:
-    sent = 0
+    async def send(text: str, replies: int) -> None:
+        await bot.send(bot.activity(text, activity_id=str(replies)))
+        await connector.wait_for_messages(replies)
 
-    async def send(text: str) -> None:
-        nonlocal sent
-        sent += 1
-        target = sent
-        await bot.send(bot.activity(text, activity_id=str(target)))
-        await connector.wait_for_messages(target)
-
-    await reset_voids_the_answer_in_flight(llm, ask=send, reset=lambda: send("reset"))
+    ask = in_order(send)
+    await reset_voids_the_answer_in_flight(llm, ask, lambda: ask("reset"))
