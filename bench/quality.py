@@ -194,7 +194,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     from bot.app import build_core
     from bot.config import load_settings
-    from bot.confluence_fake import ConfluenceFake
+    from bot.demo.confluence_fake import ConfluenceFake
 
     if args.sample:
         wiki_dir, spaces = None, "LUMEN"

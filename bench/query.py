@@ -35,7 +35,7 @@ def _percentile(values: list[float], q: float) -> float:
 def evaluate(backend: str, copies: int, cache: Path) -> dict[str, Any]:
     from bot.app import build_core
     from bot.config import load_settings
-    from bot.confluence_fake import ConfluenceFake
+    from bot.demo.confluence_fake import ConfluenceFake
     from rag.retrieval import HybridRetriever
     from rag.types import IncomingMessage
 

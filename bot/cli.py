@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None, *, stdin: TextIO | None = None, stdout: 
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
-            from bot.demo import run_demo
+            from bot.demo.run import run_demo
 
             _setup_logging(None)
             return run_demo(question=args.question, data_dir=Path(args.data_dir), out=out)

@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import Core
-from bot.confluence_fake import ConfluenceFake
+from bot.demo.confluence_fake import ConfluenceFake
 from bot.scheduler import SyncRunner, needs_startup_sync
 from bot.server import RUNNER, build_web_app
 from tests.fakes.embedder import HashingEmbedder
