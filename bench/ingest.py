@@ -246,8 +246,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each path, alternating")
     parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    from bot.runtime import harden_environment
+
+    harden_environment()  # as `wikibot` does at start-up, before any library is imported
 
     if args.worker:
         data = Path(tempfile.mkdtemp(prefix="wikibot-bench-"))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -110,11 +109,9 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=1)
     parser.add_argument("--cache", default=str(ROOT / ".bench-cache"))
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import logging
+    from bot.runtime import start_process
 
-    logging.basicConfig(level=logging.WARNING)
+    start_process(log_level="WARNING")  # as `wikibot` starts, before any library is imported
     result: dict[str, Any] = {"questions": len(json.loads((ROOT / "bench" / "questions.json").read_text()))}
     result["copies"] = args.copies
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:

@@ -11,8 +11,9 @@ from typing import Any
 from aiohttp import web
 from filelock import Timeout
 
-from bot.app import Core, build_core, server_lock
+from bot.app import Core, build_core
 from bot.config import Settings, SettingsError
+from bot.runtime import server_lock
 from bot.scheduler import SyncRunner, build_scheduler, needs_startup_sync
 from bot.status import status_dict
 
@@ -107,7 +108,7 @@ WARMUP: web.AppKey[Any] = web.AppKey("warmup", object)
 
 
 def serve(settings: Settings, *, host: str, port: int) -> int:
-    lock = server_lock(settings)
+    lock = server_lock(settings.data_dir)
     if not settings.chroma_host:
         try:
             lock.acquire(timeout=0)

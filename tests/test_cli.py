@@ -176,11 +176,10 @@ def test_search_refuses_a_k_outside_1_to_50(tmp_path: Path) -> None:
 
 
 def test_ingest_next_to_a_running_server_is_refused(tmp_path: Path, wiki: ConfluenceFake) -> None:
-    from bot.app import server_lock
-    from bot.config import load_settings
+    from bot.runtime import server_lock
 
     data = tmp_path / "served"
-    with server_lock(load_settings(data_dir=data)):
+    with server_lock(data):
         proc = _wikibot(
             tmp_path,
             "ingest",

@@ -111,7 +111,7 @@ async def test_two_overlapping_triggers_make_one_run(core: Core, fake: Confluenc
 def test_a_second_process_cannot_sync_the_same_data_folder(core: Core) -> None:
     from filelock import FileLock
 
-    from bot.app import SyncBusy
+    from bot.runtime import SyncBusy
 
     with FileLock(str(core.settings.data_dir / "sync.lock")), pytest.raises(SyncBusy):
         core.sync()
