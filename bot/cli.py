@@ -271,12 +271,15 @@ def cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
 
 
 def cmd_teams_package(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from adapters.teams import write_teams_package
+    from adapters.teams import AppIdError, write_teams_package
 
     app_id = args.app_id or settings.microsoft_app_id
     if not app_id:
         raise SettingsError("MICROSOFT_APP_ID is not set: pass --app-id or set the Azure Bot's app id")
-    path = write_teams_package(app_id=app_id, out=Path(args.out))
+    try:
+        path = write_teams_package(app_id=app_id, out=Path(args.out))
+    except AppIdError as exc:
+        raise SettingsError(f"MICROSOFT_APP_ID: {exc}") from None
     out.write(f"wrote {path}\n")
     return EXIT_OK
 

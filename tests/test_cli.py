@@ -16,6 +16,8 @@ from bot.cli import main
 from bot.demo.confluence_fake import ConfluenceFake
 from tests.support import PASSWORD, USER
 
+ROOT = Path(__file__).resolve().parents[1]
+
 pytestmark = pytest.mark.slow
 
 
@@ -155,6 +157,8 @@ def test_ingest_without_confluence_says_what_to_set(tmp_path: Path) -> None:
 def _wikibot(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The CLI in a fresh process with a bare environment: what an operator's script sees."""
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    # This tree's code, whatever checkout the interpreter's environment has installed (worktrees share one).
+    base["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
         env={**base, **env},
