@@ -80,29 +80,21 @@ def test_teams_package_works_from_an_installed_wheel(tmp_path: Path) -> None:
     # Run from a folder outside any checkout, with only the installed copy on the path.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    installed = {**env, "PYTHONPATH": str(site)}
-    where = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import adapters.teams.package as p; print(p.__file__); print(p.MANIFEST_DIR)",
-        ],
-        env=installed,
-        cwd=elsewhere,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv,
+            env={**env, "PYTHONPATH": str(site)},
+            cwd=elsewhere,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    where = run(sys.executable, "-c", "import adapters.teams.package as p; print(p.__file__, p.MANIFEST_DIR)")
     assert where.returncode == 0, where.stderr
-    assert all(Path(line).is_relative_to(site) for line in where.stdout.splitlines()), where.stdout
-    proc = subprocess.run(
-        [str(site / "bin" / "wikibot"), "teams-package", "--app-id", APP_ID, "--out", "app.zip"],
-        env=installed,
-        cwd=elsewhere,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    assert all(Path(path).is_relative_to(site) for path in where.stdout.split()), where.stdout
+    proc = run(str(site / "bin" / "wikibot"), "teams-package", "--app-id", APP_ID, "--out", "app.zip")
 
     assert proc.returncode == 0, proc.stderr
     with zipfile.ZipFile(elsewhere / "app.zip") as archive:
