@@ -3,7 +3,7 @@
     .venv/bin/python bench/embedders.py [--texts 1000] [--batch-size 32]
 
 Each backend runs in its own process so that peak RSS is its own. Texts are the sample wiki's pages
-(bot/sample_wiki) cut by `rag.chunking.chunk_page` and read through `embedding_text`, as an ingest does
+(bot/demo/sample_wiki) cut by `rag.chunking.chunk_page` and read through `embedding_text`, as an ingest does
 (CHUNK_SIZE 1000, overlap 150, token-aware); with bench/questions.json, recall@5 and MRR of brute-force
 cosine search over those chunks are reported per backend (a hit is a chunk of a relevant page).
 Prints one JSON object.
@@ -26,11 +26,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.demo.confluence_fake import SAMPLE_WIKI_DIR  # noqa: E402
 from rag.chunking import chunk_page, embedding_text  # noqa: E402
 from rag.embedding import build_embedder, resolve_model  # noqa: E402
 from rag.types import Page  # noqa: E402
 
-WIKI = ROOT / "bot" / "sample_wiki"
+WIKI = SAMPLE_WIKI_DIR
 QUESTIONS = ROOT / "bench" / "questions.json"
 
 

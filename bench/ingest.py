@@ -82,7 +82,7 @@ def run_old(copies: int, data: Path, wiki: Path | None) -> dict[str, Any]:
     from langchain_text_splitters import RecursiveCharacterTextSplitter
     from sentence_transformers import SentenceTransformer
 
-    from bot.confluence_fake import ConfluenceFake
+    from bot.demo.confluence_fake import ConfluenceFake
     from rag.confluence import ConfluenceSource
     from rag.embedding import resolve_model
     from rag.index import open_chroma
@@ -150,7 +150,7 @@ def warm_model_cache(cache: Path, backend: str) -> float:
 def run_new(copies: int, data: Path, backend: str, cache: Path, wiki: Path | None) -> dict[str, Any]:
     from bot.app import build_core
     from bot.config import load_settings
-    from bot.confluence_fake import ConfluenceFake
+    from bot.demo.confluence_fake import ConfluenceFake
 
     wiki_dir, spaces = _wiki(wiki)
     with ConfluenceFake(username=USER, password=PASSWORD, copies=copies, wiki_dir=wiki_dir) as fake:
@@ -246,8 +246,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each path, alternating")
     parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    from bot.runtime import harden_environment
+
+    harden_environment()  # as `wikibot` does at start-up, before any library is imported
 
     if args.worker:
         data = Path(tempfile.mkdtemp(prefix="wikibot-bench-"))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
@@ -189,15 +188,12 @@ def main() -> None:
     parser.add_argument("--show-misses", action="store_true")
     parser.add_argument("--dump", default="", help="write each question's rank and signals to this file")
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    import logging
+    from bot.runtime import start_process
 
-    logging.basicConfig(level=logging.WARNING)
+    start_process(log_level="WARNING")  # as `wikibot` starts, before any library is imported
     from bot.app import build_core
     from bot.config import load_settings
-    from bot.confluence_fake import ConfluenceFake
+    from bot.demo.confluence_fake import ConfluenceFake
 
     if args.sample:
         wiki_dir, spaces = None, "LUMEN"

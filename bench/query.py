@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -35,7 +34,7 @@ def _percentile(values: list[float], q: float) -> float:
 def evaluate(backend: str, copies: int, cache: Path) -> dict[str, Any]:
     from bot.app import build_core
     from bot.config import load_settings
-    from bot.confluence_fake import ConfluenceFake
+    from bot.demo.confluence_fake import ConfluenceFake
     from rag.retrieval import HybridRetriever
     from rag.types import IncomingMessage
 
@@ -110,11 +109,9 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=1)
     parser.add_argument("--cache", default=str(ROOT / ".bench-cache"))
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import logging
+    from bot.runtime import start_process
 
-    logging.basicConfig(level=logging.WARNING)
+    start_process(log_level="WARNING")  # as `wikibot` starts, before any library is imported
     result: dict[str, Any] = {"questions": len(json.loads((ROOT / "bench" / "questions.json").read_text()))}
     result["copies"] = args.copies
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:

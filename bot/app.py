@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,9 +11,8 @@ from datetime import timedelta
 from functools import cached_property, lru_cache, partial
 from typing import cast
 
-from filelock import FileLock, Timeout
-
 from bot.config import Settings, SettingsError
+from bot.runtime import sync_lock
 from rag.abstention import AbstentionPolicy
 from rag.answering import Prompts
 from rag.chunking import CHUNK_FORMAT, chunk_page
@@ -32,45 +30,6 @@ from rag.sync import Progress, sync_once
 from rag.types import SyncReport
 
 log = logging.getLogger(__name__)
-
-
-class SyncBusy(Exception):
-    """Another sync holds the data folder's lock."""
-
-
-def server_lock(settings: Settings) -> FileLock:
-    """Held by `serve` for its lifetime when Chroma is embedded.
-
-    An embedded Chroma store is not safe to write from a second process (readers keep their own cached
-    vector index), so a CLI ingest next to a running server must go through the server instead.
-    """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(settings.data_dir / "serve.lock"))
-
-
-def ensure_no_server(settings: Settings) -> None:
-    if settings.chroma_host:
-        return
-    lock = server_lock(settings)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise SyncBusy(
-            f"a wikibot server is using {settings.data_dir}: trigger the sync with POST /admin/sync "
-            "(ADMIN_TOKEN), or run Chroma as a server (CHROMA_HOST) to ingest from another process"
-        ) from None
-    lock.release()
-
-
-def quiet_libraries() -> None:
-    """Keeps libraries from reaching the network at import or run time: we are offline-first."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # Our own progress reporting is the ingest's; the model loader's bars only clutter logs.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 class LazyEmbedder:
@@ -260,12 +219,7 @@ class Core:
     ) -> SyncReport:
         """One sync under the data folder's lock: two processes never sync one index at once."""
         source = self.source
-        lock = FileLock(str(self.settings.data_dir / "sync.lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            raise SyncBusy("another sync is already running on this data folder") from None
-        try:
+        with sync_lock(self.settings.data_dir):
             return sync_once(
                 source=source,
                 kb=self.kb,
@@ -281,8 +235,6 @@ class Core:
                 progress=progress,
                 stop=stop,
             )
-        finally:
-            lock.release()
 
     def warm(self) -> None:
         """Loads the models and builds the in-memory indexes now rather than on a user's question."""
@@ -308,7 +260,6 @@ def build_core(
     reranker: Reranker | None = None,
 ) -> Core:
     """Builds the core; tests may hand in port fakes, everything else comes from settings."""
-    quiet_libraries()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     emb: Embedder = embedder or LazyEmbedder(partial(build_embedder, settings))
     try:

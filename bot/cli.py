@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.config import Settings, SettingsError, load_settings
+from bot.runtime import SyncBusy, ensure_no_server, start_process
 
 log = logging.getLogger("wikibot")
 
@@ -74,15 +75,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(settings: Settings | None) -> None:
-    level = settings.log_level if settings else "INFO"
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    for noisy in ("httpx", "LiteLLM", "chromadb", "sentence_transformers", "urllib3", "atlassian"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def _dump(obj: Any, out: TextIO) -> None:
     out.write(json.dumps(obj, ensure_ascii=False) + "\n")
     out.flush()
@@ -132,10 +124,11 @@ def _progress(tty: bool) -> Iterator[Callable[[int, int], None]]:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from bot.app import SyncBusy, build_core, ensure_no_server
+    from bot.app import build_core
 
     try:
-        ensure_no_server(settings)
+        if not settings.chroma_host:  # a Chroma server takes writes from any number of processes
+            ensure_no_server(settings.data_dir)
     except SyncBusy as exc:
         print(f"wikibot: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -278,12 +271,15 @@ def cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
 
 
 def cmd_teams_package(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from adapters.teams import write_teams_package
+    from adapters.teams import AppIdError, write_teams_package
 
     app_id = args.app_id or settings.microsoft_app_id
     if not app_id:
         raise SettingsError("MICROSOFT_APP_ID is not set: pass --app-id or set the Azure Bot's app id")
-    path = write_teams_package(app_id=app_id, out=Path(args.out))
+    try:
+        path = write_teams_package(app_id=app_id, out=Path(args.out))
+    except AppIdError as exc:
+        raise SettingsError(f"MICROSOFT_APP_ID: {exc}") from None
     out.write(f"wrote {path}\n")
     return EXIT_OK
 
@@ -294,15 +290,13 @@ def main(argv: list[str] | None = None, *, stdin: TextIO | None = None, stdout: 
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
-            from bot.demo import run_demo
+            # Before the demo's imports: the offline variables only count if set before a library loads.
+            start_process(log_level="INFO")
+            from bot.demo.run import run_demo
 
-            _setup_logging(None)
             return run_demo(question=args.question, data_dir=Path(args.data_dir), out=out)
         settings = load_settings()
-        _setup_logging(settings)
-        from bot.app import quiet_libraries
-
-        quiet_libraries()
+        start_process(log_level=settings.log_level)
         if args.command in ("ingest", "sync"):
             return cmd_ingest(args, settings, out)
         if args.command == "search":

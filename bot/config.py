@@ -1,7 +1,13 @@
-"""Typed settings, loaded once at the edge (CLI or server) and passed in explicitly."""
+"""Typed settings, loaded once at the edge (CLI or server) and passed in explicitly.
+
+The one place settings are checked: value ranges and formats when they are loaded, and what each use
+needs (`require_confluence`, `require_slack`, `require_teams`) when that use starts. The adapters get
+small frozen configs built from checked settings (bot/platforms.py) and check nothing themselves.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -184,6 +190,49 @@ class Settings(BaseSettings):
             raise SettingsError(
                 "Confluence credentials are missing: set CONFLUENCE_USERNAME and CONFLUENCE_PASSWORD "
                 "(an API token on Cloud) or CONFLUENCE_TOKEN (a personal access token on Data Center)"
+            )
+
+    def require_slack(self) -> None:
+        """Checks what serving Slack needs, the process environment included: Slack's SDK reads it too."""
+        bot_token = self.slack_bot_token.get_secret_value()
+        app_token = self.slack_app_token.get_secret_value()
+        if not bot_token:
+            raise SettingsError(
+                "SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token (xoxb-…) of your Slack app"
+            )
+        if bot_token.startswith("xapp-"):
+            raise SettingsError(
+                "SLACK_BOT_TOKEN holds an app-level token (xapp-…): that one goes in SLACK_APP_TOKEN"
+            )
+        if app_token and not app_token.startswith("xapp-"):
+            raise SettingsError(
+                "SLACK_APP_TOKEN must be an app-level token (xapp-…) with the connections:write scope"
+            )
+        if not app_token and not self.slack_signing_secret.get_secret_value():
+            raise SettingsError(
+                "SLACK_SIGNING_SECRET is not set: copy it from your Slack app's Basic Information page "
+                "(or set SLACK_APP_TOKEN to use Socket Mode)"
+            )
+        if os.environ.get("SLACK_CLIENT_ID") and os.environ.get("SLACK_CLIENT_SECRET"):
+            # Bolt reads these two behind our back and turns into a multi-workspace OAuth app, dropping the bot token.
+            raise SettingsError(
+                "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set: WikiBot is a single-workspace app, unset them "
+                "(Slack's SDK would otherwise ignore SLACK_BOT_TOKEN)"
+            )
+
+    def require_teams(self) -> None:
+        """Refuses a Teams configuration that could only fail later, naming the variable to fix."""
+        if not self.microsoft_app_id.strip():
+            return  # the endpoint is off, or anonymous for the Emulator: nothing to authenticate with
+        app_type = self.microsoft_app_type
+        if app_type in ("MultiTenant", "SingleTenant") and not self.microsoft_app_password.get_secret_value():
+            raise SettingsError(
+                f"MICROSOFT_APP_PASSWORD is not set: a {app_type} bot needs the client secret of its "
+                "Azure app registration to send replies"
+            )
+        if app_type in ("SingleTenant", "UserAssignedMSI") and not self.microsoft_app_tenant_id.strip():
+            raise SettingsError(
+                f"MICROSOFT_APP_TENANT_ID is not set: a {app_type} bot needs the id of its Microsoft Entra tenant"
             )
 
 

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.app import Core, SyncBusy
+from bot.app import Core
+from bot.runtime import SyncBusy
 from rag.types import SyncReport
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,9 @@ from typing import Any
 from aiohttp import web
 from filelock import Timeout
 
-from bot.app import Core, build_core, server_lock
+from bot.app import Core, build_core
 from bot.config import Settings, SettingsError
+from bot.runtime import server_lock
 from bot.scheduler import SyncRunner, build_scheduler, needs_startup_sync
 from bot.status import status_dict
 
@@ -74,13 +75,15 @@ def build_web_app(
 
     if settings.slack_enabled:
         from adapters.slack import add_slack_routes
+        from bot.platforms import slack_config
 
-        add_slack_routes(app, settings=settings, assistant=core.assistant)
+        add_slack_routes(app, config=slack_config(settings), assistant=core.assistant)
     if settings.teams_enabled:
         # Logs the loud warning itself when TEAMS_ALLOW_ANONYMOUS opens the endpoint without an app id.
         from adapters.teams import add_teams_routes
+        from bot.platforms import teams_config
 
-        add_teams_routes(app, settings=settings, assistant=core.assistant)
+        add_teams_routes(app, config=teams_config(settings), assistant=core.assistant)
 
     async def start_scheduler(app: web.Application) -> None:
         # Load the models now, off the loop, rather than on the first user's question.
@@ -107,7 +110,7 @@ WARMUP: web.AppKey[Any] = web.AppKey("warmup", object)
 
 
 def serve(settings: Settings, *, host: str, port: int) -> int:
-    lock = server_lock(settings)
+    lock = server_lock(settings.data_dir)
     if not settings.chroma_host:
         try:
             lock.acquire(timeout=0)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import Core
-from bot.confluence_fake import ConfluenceFake
+from bot.demo.confluence_fake import ConfluenceFake
 from rag.llm import LiteLLMChatModel
 from tests.fakes.embedder import HashingEmbedder
 from tests.fakes.llm_server import FakeLLM, content_text

@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.app import Core, build_core
 from bot.config import Settings, load_settings
-from bot.confluence_fake import ConfluenceFake
+from bot.demo.confluence_fake import ConfluenceFake
 from rag.ports import ChatModel, Embedder
 
 USER, PASSWORD = "bot@example.com", "secret"

@@ -5,14 +5,14 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
+from bot.demo.confluence_fake import SAMPLE_WIKI_DIR
 from rag.chunking import chunk_page, embedding_text
 from rag.types import Page
 
-SAMPLE_WIKI = Path(__file__).resolve().parent.parent / "bot" / "sample_wiki"
+SAMPLE_WIKI = SAMPLE_WIKI_DIR
 
 
 def page(body: str, **overrides: object) -> Page:

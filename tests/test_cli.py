@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.confluence_fake import ConfluenceFake
+from bot.demo.confluence_fake import ConfluenceFake
 from tests.support import PASSWORD, USER
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
 
@@ -155,6 +157,8 @@ def test_ingest_without_confluence_says_what_to_set(tmp_path: Path) -> None:
 def _wikibot(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The CLI in a fresh process with a bare environment: what an operator's script sees."""
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    # This tree's code, whatever checkout the interpreter's environment has installed (worktrees share one).
+    base["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
         env={**base, **env},
@@ -176,11 +180,10 @@ def test_search_refuses_a_k_outside_1_to_50(tmp_path: Path) -> None:
 
 
 def test_ingest_next_to_a_running_server_is_refused(tmp_path: Path, wiki: ConfluenceFake) -> None:
-    from bot.app import server_lock
-    from bot.config import load_settings
+    from bot.runtime import server_lock
 
     data = tmp_path / "served"
-    with server_lock(load_settings(data_dir=data)):
+    with server_lock(data):
         proc = _wikibot(
             tmp_path,
             "ingest",

@@ -14,7 +14,7 @@ from atlassian import Confluence
 from lxml import etree
 from requests import HTTPError
 
-from bot.confluence_fake import SAMPLE_WIKI_DIR, ConfluenceFake, iter_sample_pages
+from bot.demo.confluence_fake import SAMPLE_WIKI_DIR, ConfluenceFake, iter_sample_pages
 
 USER, PASSWORD = "bot@example.com", "secret"
 N_PAGES = len(json.loads((SAMPLE_WIKI_DIR / "space.json").read_text(encoding="utf-8")))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.app import Core
-from bot.confluence_fake import ConfluenceFake
+from bot.demo.confluence_fake import ConfluenceFake
 from rag.llm import LiteLLMChatModel
 from rag.types import IncomingMessage
 from tests.fakes.embedder import HashingEmbedder

@@ -21,7 +21,7 @@ import pytest
 
 from bench.quality import run
 from bot.app import Core
-from bot.confluence_fake import ConfluenceFake
+from bot.demo.confluence_fake import ConfluenceFake
 from tests.support import PASSWORD, USER, make_core, settings_for
 
 pytestmark = pytest.mark.slow

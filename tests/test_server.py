@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import Core
-from bot.confluence_fake import ConfluenceFake
+from bot.demo.confluence_fake import ConfluenceFake
 from bot.scheduler import SyncRunner, needs_startup_sync
 from bot.server import RUNNER, build_web_app
 from tests.fakes.embedder import HashingEmbedder
@@ -111,7 +111,7 @@ async def test_two_overlapping_triggers_make_one_run(core: Core, fake: Confluenc
 def test_a_second_process_cannot_sync_the_same_data_folder(core: Core) -> None:
     from filelock import FileLock
 
-    from bot.app import SyncBusy
+    from bot.runtime import SyncBusy
 
     with FileLock(str(core.settings.data_dir / "sync.lock")), pytest.raises(SyncBusy):
         core.sync()

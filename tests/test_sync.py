@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.app import Core
-from bot.confluence_fake import ConfluenceFake
+from bot.demo.confluence_fake import ConfluenceFake
 from tests.fakes.embedder import HashingEmbedder
 from tests.support import PASSWORD, USER, make_core, settings_for
 

@@ -1,4 +1,4 @@
-"""Bot Framework authentication built from our Settings, with every inbound auth failure made a 401.
+"""Bot Framework authentication built from our TeamsConfig, with every inbound auth failure made a 401.
 
 botbuilder turns only PermissionError into 401: an expired or badly signed token (PyJWT errors), a key id
 it does not know (an IndexError deep inside) or garbage come out as 500, which the Bot Framework treats as
@@ -32,7 +32,7 @@ from botframework.connector.auth import (
     ServiceClientCredentialsFactory,
 )
 
-from bot.config import Settings, SettingsError
+from adapters.teams.config import TeamsConfig
 
 _LOG = logging.getLogger(__name__)
 _JWT_LIKE = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
@@ -41,7 +41,7 @@ _MAX_CACHED_CREDENTIALS = 8
 
 @dataclass(frozen=True)
 class BotFrameworkConfig:
-    """The configuration object botbuilder reads by attribute name; built from Settings, never from env.
+    """The configuration object botbuilder reads by attribute name; built from our config, never from env.
 
     None of the optional endpoint attributes (OAUTH_URL, TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL, ...)
     is present: setting any one switches the SDK to a mode that needs all of them.
@@ -53,28 +53,12 @@ class BotFrameworkConfig:
     APP_TENANTID: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> BotFrameworkConfig:
+    def from_config(cls, config: TeamsConfig) -> BotFrameworkConfig:
         return cls(
-            APP_ID=settings.microsoft_app_id.strip(),
-            APP_PASSWORD=settings.microsoft_app_password.get_secret_value(),
-            APP_TYPE=settings.microsoft_app_type,
-            APP_TENANTID=settings.microsoft_app_tenant_id.strip(),
-        )
-
-
-def check_teams_settings(settings: Settings) -> None:
-    """Refuses a Teams configuration that could only fail later, naming the variable to fix."""
-    if not settings.microsoft_app_id.strip():
-        return
-    app_type = settings.microsoft_app_type
-    if app_type in ("MultiTenant", "SingleTenant") and not settings.microsoft_app_password.get_secret_value():
-        raise SettingsError(
-            f"MICROSOFT_APP_PASSWORD is not set: a {app_type} bot needs the client secret of its "
-            "Azure app registration to send replies"
-        )
-    if app_type in ("SingleTenant", "UserAssignedMSI") and not settings.microsoft_app_tenant_id.strip():
-        raise SettingsError(
-            f"MICROSOFT_APP_TENANT_ID is not set: a {app_type} bot needs the id of its Microsoft Entra tenant"
+            APP_ID=config.app_id,
+            APP_PASSWORD=config.app_password,
+            APP_TYPE=config.app_type,
+            APP_TENANTID=config.tenant_id,
         )
 
 
@@ -149,7 +133,7 @@ class StrictBotFrameworkAuthentication(ConfigurationBotFrameworkAuthentication):
             raise PermissionError("Unauthorized") from None
 
 
-def build_authentication(settings: Settings) -> StrictBotFrameworkAuthentication:
-    config = BotFrameworkConfig.from_settings(settings)
-    credentials = ReusedCredentialsFactory(ConfigurationServiceClientCredentialFactory(config))
-    return StrictBotFrameworkAuthentication(config, credentials_factory=credentials)
+def build_authentication(config: TeamsConfig) -> StrictBotFrameworkAuthentication:
+    sdk_config = BotFrameworkConfig.from_config(config)
+    credentials = ReusedCredentialsFactory(ConfigurationServiceClientCredentialFactory(sdk_config))
+    return StrictBotFrameworkAuthentication(sdk_config, credentials_factory=credentials)

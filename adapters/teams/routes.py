@@ -10,10 +10,10 @@ from azure.core.exceptions import DeserializationError
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity
 
-from adapters.teams.auth import build_authentication, check_teams_settings
+from adapters.teams.auth import build_authentication
 from adapters.teams.bot import Timing, WikiTeamsBot, on_turn_error
+from adapters.teams.config import TeamsConfig
 from adapters.teams.tasks import BackgroundTasks
-from bot.config import Settings
 from rag.ports import Assistant
 
 _LOG = logging.getLogger(__name__)
@@ -28,15 +28,14 @@ ANONYMOUS_WARNING = (
 class TeamsEndpoint:
     """Owns the SDK adapter, the bot and their background tasks for one web application."""
 
-    def __init__(self, *, settings: Settings, assistant: Assistant, timing: Timing | None = None) -> None:
-        check_teams_settings(settings)
+    def __init__(self, *, config: TeamsConfig, assistant: Assistant, timing: Timing | None = None) -> None:
         self.tasks = BackgroundTasks()
-        self.adapter = CloudAdapter(build_authentication(settings))
+        self.adapter = CloudAdapter(build_authentication(config))
         self.adapter.on_turn_error = on_turn_error
         self.bot = WikiTeamsBot(
             assistant=assistant,
             adapter=self.adapter,
-            app_id=settings.microsoft_app_id.strip(),
+            app_id=config.app_id,
             tasks=self.tasks,
             timing=timing or Timing(),
         )
@@ -59,20 +58,20 @@ class TeamsEndpoint:
         await self.tasks.close()
 
 
-def add_teams_routes(web_app: web.Application, *, settings: Settings, assistant: Assistant) -> None:
+def add_teams_routes(web_app: web.Application, *, config: TeamsConfig, assistant: Assistant) -> None:
     """Mounts POST /api/messages when Teams is configured; cancels background replies on cleanup."""
-    mount_teams_endpoint(web_app, settings=settings, assistant=assistant)
+    mount_teams_endpoint(web_app, config=config, assistant=assistant)
 
 
 def mount_teams_endpoint(
-    web_app: web.Application, *, settings: Settings, assistant: Assistant, timing: Timing | None = None
+    web_app: web.Application, *, config: TeamsConfig, assistant: Assistant, timing: Timing | None = None
 ) -> TeamsEndpoint | None:
-    if not settings.microsoft_app_id.strip():
-        if not settings.teams_allow_anonymous:
+    if not config.app_id:
+        if not config.allow_anonymous:
             _LOG.info("teams: MICROSOFT_APP_ID is not set; the Teams endpoint is off")
             return None
         _LOG.warning(ANONYMOUS_WARNING, MESSAGES_PATH)
-    endpoint = TeamsEndpoint(settings=settings, assistant=assistant, timing=timing)
+    endpoint = TeamsEndpoint(config=config, assistant=assistant, timing=timing)
     web_app.router.add_post(MESSAGES_PATH, endpoint.handle)
     web_app.on_cleanup.append(endpoint.close)
     return endpoint

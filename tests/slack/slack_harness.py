@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from adapters.slack import EVENTS_PATH, SLACK_BOT_KEY, SlackBot, add_slack_routes
 from bot.config import Settings
+from bot.platforms import slack_config
 
 from .fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
 from .slack_payloads import SIGNING_SECRET, as_json, envelope, sign, slash_command
@@ -54,7 +55,9 @@ class SlackServer:
         self.web_app.router.add_get("/healthz", _healthz)
         if bot is None:
             add_slack_routes(
-                self.web_app, settings=slack_settings(fake, socket_mode=socket_mode), assistant=assistant
+                self.web_app,
+                config=slack_config(slack_settings(fake, socket_mode=socket_mode)),
+                assistant=assistant,
             )
             self.bot = self.web_app[SLACK_BOT_KEY]
         else:  # a bot built with test-only timings, mounted the way add_slack_routes mounts it

@@ -1,4 +1,4 @@
-"""Mounting Slack with bad settings fails at startup with one line naming the variable."""
+"""Bad Slack settings fail at startup with one line naming the variable, before the adapter gets a config."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from aiohttp import web
 
 from adapters.slack import EVENTS_PATH, add_slack_routes
 from bot.config import SettingsError
+from bot.platforms import slack_config
 
 from .fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
 from .fake_slack_assistant import FakeAssistant
@@ -25,14 +26,14 @@ from .slack_harness import slack_settings
 def test_bad_slack_settings_are_refused_with_the_variables_name(overrides, variable):
     settings = slack_settings(FakeSlack(), **overrides)
     with pytest.raises(SettingsError, match=variable):
-        add_slack_routes(web.Application(), settings=settings, assistant=FakeAssistant())
+        slack_config(settings)
 
 
 def test_http_mode_mounts_the_events_path_and_socket_mode_does_not():
     http_app, socket_app = web.Application(), web.Application()
-    add_slack_routes(http_app, settings=slack_settings(FakeSlack()), assistant=FakeAssistant())
+    add_slack_routes(http_app, config=slack_config(slack_settings(FakeSlack())), assistant=FakeAssistant())
     socket_settings = slack_settings(FakeSlack(), socket_mode=True, slack_signing_secret="")
-    add_slack_routes(socket_app, settings=socket_settings, assistant=FakeAssistant())
+    add_slack_routes(socket_app, config=slack_config(socket_settings), assistant=FakeAssistant())
 
     def paths(app: web.Application) -> set[str]:
         return {resource.canonical for resource in app.router.resources()}
@@ -46,4 +47,4 @@ def test_oauth_client_variables_that_would_make_bolt_drop_the_bot_token_are_refu
     monkeypatch.setenv("SLACK_CLIENT_ID", "123.456")
     monkeypatch.setenv("SLACK_CLIENT_SECRET", "abcdef")
     with pytest.raises(SettingsError, match="SLACK_CLIENT_ID"):
-        add_slack_routes(web.Application(), settings=slack_settings(FakeSlack()), assistant=FakeAssistant())
+        slack_config(slack_settings(FakeSlack()))

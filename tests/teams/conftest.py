@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from adapters.teams.bot import Timing
 from adapters.teams.routes import TeamsEndpoint, mount_teams_endpoint
 from bot.config import Settings
+from bot.platforms import teams_config
 
 from .connect_proxy import LoopbackConnectProxy
 from .connector_fake import ConnectorFake
@@ -158,7 +159,7 @@ async def start_bot(
     timing: Timing | None = None,
 ) -> tuple[TeamsBot, web.AppRunner]:
     app = web.Application()
-    endpoint = mount_teams_endpoint(app, settings=settings, assistant=assistant, timing=timing)
+    endpoint = mount_teams_endpoint(app, config=teams_config(settings), assistant=assistant, timing=timing)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -1,4 +1,5 @@
-"""Settings refused up front, and background replies cancelled when the server stops."""
+"""Settings refused up front (before the adapter gets its config), and background replies cancelled when the
+server stops."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import time
 
 import pytest
 
-from adapters.teams.auth import check_teams_settings
 from adapters.teams.bot import Timing
 from bot.config import SettingsError
+from bot.platforms import teams_config
 
-from .conftest import Identity, start_bot, teams_settings
+from .conftest import APP_PASSWORD, Identity, start_bot, teams_settings
 from .connector_fake import ConnectorFake
 from .fake_assistant import FakeAssistant
 
@@ -25,13 +26,15 @@ from .fake_assistant import FakeAssistant
 )
 def test_incomplete_teams_settings_name_the_variable_to_fix(overrides: dict[str, str], variable: str) -> None:
     with pytest.raises(SettingsError, match=variable):
-        check_teams_settings(teams_settings(**overrides))
+        teams_config(teams_settings(**overrides))
 
 
 def test_single_tenant_with_its_tenant_is_accepted() -> None:
-    check_teams_settings(
+    config = teams_config(
         teams_settings(microsoft_app_type="SingleTenant", microsoft_app_tenant_id="contoso-id")
     )
+    assert (config.app_type, config.tenant_id) == ("SingleTenant", "contoso-id")
+    assert APP_PASSWORD not in repr(config)  # a config in a log line or a failed assertion keeps its secret
 
 
 async def test_stopping_the_server_cancels_pending_late_answers(

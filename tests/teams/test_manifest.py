@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from adapters.teams import write_teams_package
+from adapters.teams import AppIdError, write_teams_package
 from adapters.teams.package import APP_ID_PLACEHOLDER, MANIFEST_DIR
-from bot.config import SettingsError
 from rag.commands import Command, parse_command
 
 APP_ID = "0a1b2c3d-1111-2222-3333-444455556666"
@@ -82,6 +81,6 @@ def test_package_into_a_directory(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("bad", ["", "not-a-guid", '0a1b2c3d-1111-2222-3333-44445555666"'])
 def test_package_refuses_an_app_id_that_is_not_a_guid(tmp_path: Path, bad: str) -> None:
-    with pytest.raises(SettingsError, match="MICROSOFT_APP_ID"):
+    with pytest.raises(AppIdError, match="GUID"):
         write_teams_package(app_id=bad, out=tmp_path / "x.zip")
     assert not (tmp_path / "x.zip").exists()

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import TextIO
 
 from adapters.terminal import render
+from bot.app import build_core
 from bot.config import load_settings
+from bot.demo.confluence_fake import ConfluenceFake
 from rag.types import IncomingMessage
 
 DEFAULT_QUESTION = "How do I connect to the VPN from home?"
@@ -19,9 +21,6 @@ _USER, _PASSWORD = "demo@lumen.example", "demo-password"
 
 
 def run_demo(*, question: str | None, data_dir: Path, out: TextIO) -> int:
-    from bot.app import build_core
-    from bot.confluence_fake import ConfluenceFake
-
     with ConfluenceFake(username=_USER, password=_PASSWORD) as fake:
         settings = load_settings(
             confluence_url=fake.base_url,

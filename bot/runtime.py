@@ -1,0 +1,89 @@
+"""Process runtime: the one hardening step at start-up, and the file locks on the data folder.
+
+Neither belongs in the composition root (bot/app.py wires objects and does nothing else) nor in the core
+(rag/ knows nothing of processes): both are about the process the code runs in. The locks coordinate two
+processes sharing one data folder (a `serve` and a CLI ingest, or two ingests), so they take the folder,
+not settings, and any entry point can use them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+# Read by the libraries when they are first imported or used, so they must be set before any of them is.
+# We are offline-first: nothing may reach the network, phone home or draw progress bars behind our back.
+# setdefault, not assignment: an operator who sets one on purpose keeps it.
+OFFLINE_ENVIRONMENT = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+    # The ingest reports its own progress; the model loader's bars only clutter logs.
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+}
+# Chatty at INFO about every request they make; our own log lines say what matters.
+_NOISY_LOGGERS = ("httpx", "LiteLLM", "chromadb", "sentence_transformers", "urllib3", "atlassian")
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class SyncBusy(Exception):
+    """Another process holds a lock on the data folder: a running sync, or a server on an embedded index."""
+
+
+def harden_environment() -> None:
+    """Sets the offline variables; for an entry point that keeps its own logging (the benches)."""
+    for name, value in OFFLINE_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+
+
+def start_process(*, log_level: str) -> None:
+    """The start-up step of every `wikibot` command, run once before a command imports any library."""
+    harden_environment()
+    logging.basicConfig(level=log_level, format=_LOG_FORMAT, stream=sys.stderr)
+    for noisy in _NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def server_lock(data_dir: Path) -> FileLock:
+    """Held by `serve` for its lifetime when Chroma is embedded.
+
+    An embedded Chroma store is not safe to write from a second process (readers keep their own cached
+    vector index), so a CLI ingest next to a running server must go through the server instead.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(data_dir / "serve.lock"))
+
+
+def ensure_no_server(data_dir: Path) -> None:
+    """Raises SyncBusy while a server holds `data_dir`; only meaningful for an embedded Chroma index."""
+    lock = server_lock(data_dir)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SyncBusy(
+            f"a wikibot server is using {data_dir}: trigger the sync with POST /admin/sync "
+            "(ADMIN_TOKEN), or run Chroma as a server (CHROMA_HOST) to ingest from another process"
+        ) from None
+    lock.release()
+
+
+@contextmanager
+def sync_lock(data_dir: Path) -> Iterator[None]:
+    """Held for one sync: two processes never sync one index at once, and the second is refused, not queued."""
+    lock = FileLock(str(data_dir / "sync.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SyncBusy("another sync is already running on this data folder") from None
+    try:
+        yield
+    finally:
+        lock.release()
