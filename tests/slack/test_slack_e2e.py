@@ -15,7 +15,12 @@ from tests.fakes.llm_server import FakeLLM, content_text
 from .fake_slack import FakeSlack
 from .slack_harness import SlackServer
 from .slack_payloads import ALICE, CHANNEL, DM, dm, mention, message
-from .test_slack_http import wait_answers
+from .test_slack_http import wait_answers as wait_fake_answers
+
+
+async def wait_answers(fake: FakeSlack, channel: str, thread_ts: str | None, count: int = 1) -> list[Any]:
+    # The real core loads and runs its reranker on the CPU: leave room for a busy machine.
+    return await wait_fake_answers(fake, channel, thread_ts, count, timeout=20)
 
 
 @pytest.fixture
@@ -102,8 +107,7 @@ async def test_a_reset_while_an_answer_is_in_flight_leaves_no_history(
 ) -> None:
     async def send(text: str, replies: int) -> None:
         await bot.event(dm(text))
-        # The real core reranks on the CPU: leave room for a busy machine.
-        await wait_answers(fake_slack, DM, None, count=replies, timeout=20)
+        await wait_answers(fake_slack, DM, None, count=replies)
 
     ask = in_order(send)
     await reset_voids_the_answer_in_flight(llm, ask, lambda: ask("reset"))
