@@ -11,7 +11,8 @@ import pytest
 from bot.app import Core
 from bot.confluence_fake import ConfluenceFake
 from rag.index import open_chroma
-from rag.ports import VectorIndex
+from rag.ports import IndexReader, VectorIndex
+from rag.types import SyncReport
 from tests.fakes.embedder import HashingEmbedder
 from tests.support import PASSWORD, USER, make_core, settings_for
 
@@ -46,9 +47,7 @@ def _found(core: Core, query: str) -> set[str]:
 
 
 def _vectors(core: Core) -> VectorIndex:
-    active = core.kb.active()
-    assert active is not None
-    return active.vectors
+    return _vectors_of(core.kb)
 
 
 def _collections(core: Core) -> set[str]:
@@ -510,3 +509,66 @@ def test_an_embedder_dying_mid_sync_keeps_every_page_whole_and_the_next_run_fini
     chunks = index.all_chunks()
     assert sorted(c.page_id for c in chunks) == edited
     assert all(MARKER in c.text for c in chunks)
+
+
+def test_a_collection_that_could_not_be_dropped_is_dropped_by_the_next_sync(
+    core: Core, fake: ConfluenceFake, tmp_path: Path
+) -> None:
+    from rag.knowledge import KnowledgeBase, Ledger
+    from rag.sync import sync_once
+    from tests.fakes.memory_index import MemoryStore
+
+    store = MemoryStore()
+    kb = KnowledgeBase(store, Ledger(tmp_path / "ledger.sqlite3"), prefix="mem")
+    try:
+
+        def sync(*, full: bool = False) -> SyncReport:
+            return sync_once(
+                source=core.source, index=kb, embedder=HashingEmbedder(), chunker=_chunker(), full=full
+            )
+
+        assert sync().ok
+        old = kb.summary().collection
+        store.fail_drops(1)
+
+        rebuilt = sync(full=True)
+
+        # The switch happened and readers see only the new collection; the old one is still in the store.
+        assert rebuilt.ok and kb.summary().collection != old
+        assert set(store.names()) == {old, kb.summary().collection}
+        assert kb.summary().chunks == rebuilt.chunks_total == _vectors_of(kb).count()
+
+        assert sync().ok
+        assert store.names() == [kb.summary().collection]
+    finally:
+        kb.close()
+
+
+def test_a_failed_rebuild_that_could_not_be_dropped_is_dropped_by_the_next_sync(
+    core: Core, fake: ConfluenceFake, tmp_path: Path
+) -> None:
+    from rag.knowledge import KnowledgeBase, Ledger
+    from rag.sync import sync_once
+    from tests.fakes.memory_index import MemoryStore
+
+    store = MemoryStore()
+    kb = KnowledgeBase(store, Ledger(tmp_path / "ledger.sqlite3"), prefix="mem")
+    try:
+        assert sync_once(source=core.source, index=kb, embedder=HashingEmbedder(), chunker=_chunker()).ok
+        active = kb.summary().collection
+        store.fail_drops(1)
+        failed = sync_once(
+            source=core.source, index=kb, embedder=_BrokenEmbedder(), chunker=_chunker(), full=True
+        )
+        assert not failed.ok and len(store.names()) == 2 and kb.summary().collection == active
+
+        assert sync_once(source=core.source, index=kb, embedder=HashingEmbedder(), chunker=_chunker()).ok
+        assert store.names() == [active]
+    finally:
+        kb.close()
+
+
+def _vectors_of(kb: IndexReader) -> VectorIndex:
+    active = kb.active()
+    assert active is not None
+    return active.vectors
