@@ -222,7 +222,9 @@ def _ingest_changed(
 ) -> None:
     work: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_PAGES)
     stop = threading.Event()
-    fetch_failed: list[str] = []
+    # What stopped the producer thread, handed to this one: a source failure ends the run with a message,
+    # anything else is a bug and is raised here, so its traceback reaches the log.
+    fetch_failed: list[Exception] = []
 
     def produce() -> None:
         try:
@@ -251,11 +253,8 @@ def _ingest_changed(
                     work.put((item, chunks))
                 else:
                     work.put(item)
-        except PageSourceError as exc:
-            fetch_failed.append(f"fetching pages: {exc}")
         except Exception as exc:
-            log.exception("page fetch failed")
-            fetch_failed.append(f"fetching pages: {type(exc).__name__}: {exc}")
+            fetch_failed.append(exc)
         finally:
             work.put(_DONE)
 
@@ -305,7 +304,10 @@ def _ingest_changed(
         write_pending()
         if fetch_failed:
             # Pages written so far stay (each is whole); the rest wait for the next run.
-            raise SyncAborted(fetch_failed[0])
+            failure = fetch_failed[0]
+            if isinstance(failure, PageSourceError):
+                raise SyncAborted(f"fetching pages: {failure}") from failure
+            raise failure
     finally:
         stop.set()
         # A group still embedding is finished (not written) before the run returns.
