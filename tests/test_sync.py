@@ -11,9 +11,11 @@ import pytest
 from bot.app import Core
 from bot.confluence_fake import ConfluenceFake
 from rag.index import open_chroma
+from rag.knowledge import KnowledgeBase, Ledger
 from rag.ports import IndexReader, VectorIndex
 from rag.types import SyncReport
 from tests.fakes.embedder import HashingEmbedder
+from tests.fakes.memory_index import MemoryStore
 from tests.support import PASSWORD, USER, make_core, settings_for
 
 MARKER = "zebracorn42"
@@ -511,61 +513,48 @@ def test_an_embedder_dying_mid_sync_keeps_every_page_whole_and_the_next_run_fini
     assert all(MARKER in c.text for c in chunks)
 
 
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def memory_kb(store: MemoryStore, tmp_path: Path) -> Iterator[KnowledgeBase]:
+    """The same ledger and switch over the in-memory store, whose drops can be made to fail."""
+    kb = KnowledgeBase(store, Ledger(tmp_path / "ledger.sqlite3"), prefix="mem")
+    yield kb
+    kb.close()
+
+
+def _sync_into(
+    kb: KnowledgeBase, core: Core, embedder: HashingEmbedder | None = None, **kw: Any
+) -> SyncReport:
+    from rag.sync import sync_once
+
+    return sync_once(
+        source=core.source, index=kb, embedder=embedder or HashingEmbedder(), chunker=_chunker(), **kw
+    )
+
+
+@pytest.mark.parametrize("rebuild_ok", [True, False], ids=["replaced", "failed-rebuild"])
 def test_a_collection_that_could_not_be_dropped_is_dropped_by_the_next_sync(
-    core: Core, fake: ConfluenceFake, tmp_path: Path
+    core: Core, memory_kb: KnowledgeBase, store: MemoryStore, rebuild_ok: bool
 ) -> None:
-    from rag.knowledge import KnowledgeBase, Ledger
-    from rag.sync import sync_once
-    from tests.fakes.memory_index import MemoryStore
+    assert _sync_into(memory_kb, core).ok
+    before = memory_kb.summary().collection
+    store.fail_drops(1)
 
-    store = MemoryStore()
-    kb = KnowledgeBase(store, Ledger(tmp_path / "ledger.sqlite3"), prefix="mem")
-    try:
+    rebuild = _sync_into(memory_kb, core, HashingEmbedder() if rebuild_ok else _BrokenEmbedder(), full=True)
 
-        def sync(*, full: bool = False) -> SyncReport:
-            return sync_once(
-                source=core.source, index=kb, embedder=HashingEmbedder(), chunker=_chunker(), full=full
-            )
+    # Readers see one whole collection (the new one, or the old one after a failed rebuild); the one
+    # that was to be dropped (the replaced one, or the failed rebuild) is still in the store.
+    active = memory_kb.summary().collection
+    assert rebuild.ok is rebuild_ok and (active != before) is rebuild_ok
+    assert len(store.names()) == 2 and active in store.names()
+    assert memory_kb.summary().chunks == _vectors_of(memory_kb).count() > 0
 
-        assert sync().ok
-        old = kb.summary().collection
-        store.fail_drops(1)
-
-        rebuilt = sync(full=True)
-
-        # The switch happened and readers see only the new collection; the old one is still in the store.
-        assert rebuilt.ok and kb.summary().collection != old
-        assert set(store.names()) == {old, kb.summary().collection}
-        assert kb.summary().chunks == rebuilt.chunks_total == _vectors_of(kb).count()
-
-        assert sync().ok
-        assert store.names() == [kb.summary().collection]
-    finally:
-        kb.close()
-
-
-def test_a_failed_rebuild_that_could_not_be_dropped_is_dropped_by_the_next_sync(
-    core: Core, fake: ConfluenceFake, tmp_path: Path
-) -> None:
-    from rag.knowledge import KnowledgeBase, Ledger
-    from rag.sync import sync_once
-    from tests.fakes.memory_index import MemoryStore
-
-    store = MemoryStore()
-    kb = KnowledgeBase(store, Ledger(tmp_path / "ledger.sqlite3"), prefix="mem")
-    try:
-        assert sync_once(source=core.source, index=kb, embedder=HashingEmbedder(), chunker=_chunker()).ok
-        active = kb.summary().collection
-        store.fail_drops(1)
-        failed = sync_once(
-            source=core.source, index=kb, embedder=_BrokenEmbedder(), chunker=_chunker(), full=True
-        )
-        assert not failed.ok and len(store.names()) == 2 and kb.summary().collection == active
-
-        assert sync_once(source=core.source, index=kb, embedder=HashingEmbedder(), chunker=_chunker()).ok
-        assert store.names() == [active]
-    finally:
-        kb.close()
+    assert _sync_into(memory_kb, core).ok
+    assert store.names() == [active]
 
 
 def _vectors_of(kb: IndexReader) -> VectorIndex:
