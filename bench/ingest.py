@@ -173,7 +173,7 @@ def run_new(copies: int, data: Path, backend: str, cache: Path, wiki: Path | Non
         resync_s = time.perf_counter() - t0
         resync_requests = len(fake.requests)
         resync_bodies = fake.body_requests()
-        fingerprint = core.kb.state.get("active_fingerprint")
+        fingerprint = core.kb.summary().fingerprint
         core.close()
     pages, chunks = report.added, report.chunks_total
     return {

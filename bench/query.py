@@ -55,7 +55,7 @@ def evaluate(backend: str, copies: int, cache: Path) -> dict[str, Any]:
         )
         core = build_core(settings)
         report = core.sync()
-        out["embedder"] = core.kb.state.get("active_fingerprint")
+        out["embedder"] = core.kb.summary().fingerprint
         out["pages"], out["chunks"] = report.added, report.chunks_total
         for mode in ("hybrid", "dense", "lexical"):
             retriever = HybridRetriever(core.kb, core.embedder, k=5, max_per_page=2, mode=mode)

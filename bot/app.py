@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cached_property, lru_cache, partial
+from functools import cached_property, partial
 from typing import cast
 
 from bot.config import Settings, SettingsError
@@ -18,55 +16,18 @@ from rag.answering import Prompts
 from rag.chunking import CHUNK_FORMAT, chunk_page
 from rag.confluence import ConfluenceSource, RestClient
 from rag.conversation import Conversation, Limits
-from rag.index import open_chroma
-from rag.knowledge import KnowledgeBase
+from rag.embedding_runtime import LazyEmbedder, token_scaled_length
+from rag.index import ChromaStore, open_chroma
+from rag.knowledge import KnowledgeBase, Ledger
 from rag.language import LanguageDetector
 from rag.ports import ChatModel, Embedder, PageSource, Reranker, SessionStore
 from rag.rerank import CrossEncoderReranker
 from rag.retrieval import HybridRetriever
 from rag.service import WikiAssistant
-from rag.state import StateStore
 from rag.sync import Progress, sync_once
 from rag.types import SyncReport
 
 log = logging.getLogger(__name__)
-
-
-class LazyEmbedder:
-    """Loads the model on first use: status, search of an empty index and start-up stay fast."""
-
-    def __init__(self, factory: Callable[[], Embedder]) -> None:
-        self._factory = factory
-        self._lock = threading.Lock()
-        self._embedder: Embedder | None = None
-
-    @property
-    def loaded(self) -> Embedder:
-        with self._lock:
-            if self._embedder is None:
-                self._embedder = self._factory()
-            return self._embedder
-
-    @property
-    def fingerprint(self) -> str:
-        return self.loaded.fingerprint
-
-    @property
-    def truncated(self) -> int:
-        return int(getattr(self.loaded, "truncated", 0)) if self._embedder is not None else 0
-
-    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        return self.loaded.embed_documents(texts)
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.loaded.embed_query(text)
-
-    def close(self) -> None:
-        with self._lock:
-            embedder = self._embedder
-        close = getattr(embedder, "close", None)
-        if callable(close):
-            close()
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -74,14 +35,11 @@ def build_embedder(settings: Settings) -> Embedder:
     from rag.embedding import build_embedder as build
 
     try:
-        return cast(
-            Embedder,
-            build(
-                settings.embed_model,
-                backend=settings.embed_backend,
-                cache_dir=settings.model_cache_path,
-                batch_size=settings.embed_batch_size,
-            ),
+        return build(
+            settings.embed_model,
+            backend=settings.embed_backend,
+            cache_dir=settings.model_cache_path,
+            batch_size=settings.embed_batch_size,
         )
     except EmbedderError as exc:
         raise SettingsError(f"EMBED_MODEL: {exc}") from None
@@ -190,30 +148,6 @@ class Core:
     def source(self) -> PageSource:
         return self._source or build_source(self.settings)
 
-    def chunk_length(self) -> Callable[[str], int]:
-        """Chunk size in characters that also keeps every chunk inside the model's token window.
-
-        CHUNK_SIZE stays in characters (what deployments configure); a chunk must also fit the model's
-        max_seq_length in tokens, or its tail would be silently truncated at embedding time. Scaling the
-        token count onto the character budget expresses both limits as one length function.
-        """
-        embedder = self.embedder.loaded if isinstance(self.embedder, LazyEmbedder) else self.embedder
-        count = getattr(embedder, "count_tokens", None)
-        window = getattr(embedder, "max_seq_length", None)
-        if not callable(count) or not isinstance(window, int) or window <= 0:
-            return len
-        scale = self.settings.chunk_size / window
-
-        @lru_cache(maxsize=8192)
-        def length(text: str) -> int:
-            # A WordPiece token covers at least one character: a text this short cannot overflow the
-            # window, and the splitter measures many such pieces, so skip the tokenizer for them.
-            if len(text) + 2 <= window:
-                return len(text)
-            return max(len(text), math.ceil(int(count(text)) * scale))
-
-        return length
-
     def sync(
         self, *, full: bool = False, progress: Progress | None = None, stop: threading.Event | None = None
     ) -> SyncReport:
@@ -222,13 +156,13 @@ class Core:
         with sync_lock(self.settings.data_dir):
             return sync_once(
                 source=source,
-                kb=self.kb,
+                index=self.kb,
                 embedder=self.embedder,
                 chunker=partial(
                     chunk_page,
                     chunk_size=self.settings.chunk_size,
                     chunk_overlap=self.settings.chunk_overlap,
-                    length_function=self.chunk_length(),
+                    length_function=token_scaled_length(self.embedder, chunk_size=self.settings.chunk_size),
                 ),
                 include_restricted=self.settings.confluence_include_restricted,
                 full=full,
@@ -244,10 +178,8 @@ class Core:
 
     def close(self) -> None:
         self.sessions.close()
-        self.kb.state.close()
-        close_embedder = getattr(self.embedder, "close", None)
-        if callable(close_embedder):
-            close_embedder()
+        self.kb.close()
+        self.embedder.close()
 
 
 def build_core(
@@ -274,12 +206,10 @@ def build_core(
             f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else settings.chroma_path
         )
         raise SettingsError(f"CHROMA_HOST: cannot open the Chroma index at {where}: {exc}") from None
-    state = StateStore(settings.state_path)
     kb = KnowledgeBase(
-        client,
-        state,
+        ChromaStore(client),
+        Ledger(settings.state_path),
         prefix=settings.chroma_collection,
-        fingerprint=lambda: emb.fingerprint,
         layout=f"chunks-v{CHUNK_FORMAT}/{settings.chunk_size}/{settings.chunk_overlap}",
     )
     retriever = HybridRetriever(

@@ -253,8 +253,14 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from bot.status import status_dict
+    from rag.knowledge import Ledger
 
-    info = status_dict(settings)
+    # The ledger alone: status never opens the vector store nor loads a model.
+    ledger = Ledger(settings.state_path)
+    try:
+        info = status_dict(settings, ledger)
+    finally:
+        ledger.close()
     if args.json:
         _dump(info, out)
         return EXIT_OK

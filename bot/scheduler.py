@@ -65,9 +65,10 @@ class SyncRunner:
 def needs_startup_sync(core: Core, now: datetime) -> bool:
     """An empty index, one older than an interval, or one built by another embedding model is synced at
     start-up rather than after a tick. Blocking (it may load the model): call it from a thread."""
-    if core.kb.active_name() is None or core.kb.needs_rebuild():
+    # No index at all is known without loading the model for its fingerprint.
+    if core.kb.summary().collection is None or core.kb.needs_rebuild(fingerprint=core.embedder.fingerprint):
         return True
-    last = core.kb.state.last_success()
+    last = core.kb.last_success()
     interval = timedelta(minutes=core.settings.sync_interval_minutes)
     return last is None or now - last > interval
 

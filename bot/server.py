@@ -25,7 +25,7 @@ RUNNER: web.AppKey[SyncRunner] = web.AppKey("runner", SyncRunner)
 
 async def healthz(request: web.Request) -> web.Response:
     core = request.app[CORE]
-    info: dict[str, Any] = await asyncio.to_thread(status_dict, core.settings)
+    info: dict[str, Any] = await asyncio.to_thread(status_dict, core.settings, core.kb)
     failing = info["failed_syncs_in_a_row"] >= core.settings.health_max_failed_syncs
     info["status"] = "failing" if failing else "ok"
     info["sync_running"] = request.app[RUNNER].running

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from rag.ports import PageSourceError
 from rag.types import Page, PageRef
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ BODY_EXPAND = f"body.storage,version,space,{_RESTRICTIONS}"
 _MAX_BATCHES = 100_000
 
 
-class ConfluenceError(Exception):
+class ConfluenceError(PageSourceError):
     """Confluence could not be read (auth, network, server). The message is safe to log and show."""
 
 

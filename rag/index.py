@@ -1,4 +1,4 @@
-"""The Chroma vector index: embedded PersistentClient by default, a Chroma server when configured."""
+"""The Chroma vector store: embedded PersistentClient by default, a Chroma server when configured."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import chromadb
+import httpx
 import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import ChromaError, NotFoundError
 
+from rag.ports import VectorStoreError
 from rag.types import Chunk
 
 # Chroma caps one write; large batches are still far cheaper than one call per chunk.
@@ -40,12 +43,38 @@ def _chunk(chunk_id: str, document: str | None, meta: dict[str, Any] | None) -> 
     )
 
 
+class ChromaStore:
+    """Implements rag.ports.VectorStore over one Chroma client."""
+
+    def __init__(self, client: ClientAPI) -> None:
+        self._client = client
+
+    def open(self, name: str) -> ChromaIndex:
+        return ChromaIndex(self._client, name)
+
+    def drop(self, name: str) -> None:
+        try:
+            self._client.delete_collection(name)
+        except NotFoundError:
+            return
+        except (ChromaError, httpx.TransportError) as exc:
+            raise VectorStoreError(f"cannot drop collection {name}: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            # The HTTP client raises a bare Exception for an error response it cannot map (a proxy's 502,
+            # a server's HTML page): that one is the store failing. Any subclass is a bug and stays one.
+            if type(exc) is not Exception:
+                raise
+            raise VectorStoreError(f"cannot drop collection {name}: {str(exc)[:300]}") from exc
+
+    def names(self) -> list[str]:
+        return [c.name for c in self._client.list_collections()]
+
+
 class ChromaIndex:
     """Implements rag.ports.VectorIndex over one Chroma collection (cosine space)."""
 
     def __init__(self, client: ClientAPI, name: str) -> None:
         self.name = name
-        self._client = client
         # embedding_function=None: we always pass vectors, and Chroma's default would download a model.
         self._collection = client.get_or_create_collection(
             name=name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
@@ -113,6 +142,3 @@ class ChromaIndex:
 
     def count(self) -> int:
         return int(self._collection.count())
-
-    def drop(self) -> None:
-        self._client.delete_collection(self.name)

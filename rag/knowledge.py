@@ -1,94 +1,358 @@
-"""Which Chroma collection readers use, and the blue/green swap that keeps it whole.
+"""The index's ledger and its blue/green switch: the one module that reads and writes what the index holds.
 
-A full rebuild (first ingest, `ingest --full`, a new embedding model or backend) writes a fresh collection
-and only then points readers at it, so nobody ever queries a half-built or mixed-model index.
+The vector store holds vectors; the ledger (SQLite beside the data) holds the small facts a sync needs to
+be incremental (page versions and their chunk ids), which collection readers use and what built it, the
+collections still to drop, and the sync history for status and health. A full rebuild (first ingest,
+`ingest --full`, a new embedding model or chunk layout) writes a fresh collection and only then points
+readers at it, so nobody ever queries a half-built or mixed-model index.
+
+Every ledger key is named once, here; the file layout is the one earlier versions wrote (meta keys,
+`pages`, `syncs`), plus a `drops` table, so an existing data folder opens as it is.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
 
-from chromadb.api import ClientAPI
-
-from rag.index import ChromaIndex
-from rag.state import StateStore
+from rag.ports import ActiveIndex, SyncTarget, VectorIndex, VectorStore, VectorStoreError
+from rag.sqlite import connect, write_transaction
+from rag.types import IndexedPage, IndexSummary, SyncReport
 
 log = logging.getLogger(__name__)
 
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pages (
+    collection TEXT NOT NULL,
+    page_id TEXT NOT NULL,
+    space TEXT NOT NULL,
+    title TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    chunk_ids TEXT NOT NULL,
+    PRIMARY KEY (collection, page_id)
+);
+CREATE TABLE IF NOT EXISTS syncs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ok INTEGER NOT NULL,
+    report TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS drops (collection TEXT PRIMARY KEY, reason TEXT NOT NULL);
+"""
+
+# The history is for status and health, not an audit log: keep it short.
+_SYNCS_KEPT = 200
+
+
+class _Key(StrEnum):
+    """The meta table's keys, spelled as earlier versions wrote them."""
+
+    ACTIVE_COLLECTION = "active_collection"
+    ACTIVE_FINGERPRINT = "active_fingerprint"
+    ACTIVE_LAYOUT = "active_layout"
+    REVISION = "revision"
+    LAST_SUCCESS = "last_success_started_at"
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveCollection:
+    """The collection readers use and what built it."""
+
+    name: str
+    fingerprint: str
+    layout: str
+    revision: int
+
+
+class Ledger:
+    """The SQLite ledger; implements rag.ports.LedgerReader. Its writers are for KnowledgeBase."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection behind a lock (as the session store): per-thread connections would pile up in
+        # asyncio.to_thread's pool, whose threads we never see end.
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = connect(path, busy_timeout_s=30, check_same_thread=False)
+        self._conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._conn is None:
+                raise sqlite3.ProgrammingError("the index ledger is closed")
+            yield self._conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._read() as db, write_transaction(db):
+            yield db
+
+    def _meta(self) -> dict[_Key, str]:
+        # One read: a reader never sees the collection of one switch with the fingerprint of another.
+        with self._read() as db:
+            rows = db.execute("SELECT key, value FROM meta").fetchall()
+        known = {k.value: k for k in _Key}
+        return {known[str(k)]: str(v) for k, v in rows if str(k) in known}
+
+    # -- the active collection -------------------------------------------------------------------------
+
+    def active_collection(self) -> ActiveCollection | None:
+        meta = self._meta()
+        name = meta.get(_Key.ACTIVE_COLLECTION)
+        if not name:
+            return None
+        return ActiveCollection(
+            name=name,
+            fingerprint=meta.get(_Key.ACTIVE_FINGERPRINT, ""),
+            layout=meta.get(_Key.ACTIVE_LAYOUT, ""),
+            revision=int(meta.get(_Key.REVISION, "0")),
+        )
+
+    def set_active(self, name: str, *, fingerprint: str, layout: str) -> None:
+        """Points readers at name, in one transaction with what built it and a new revision."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [
+                    (_Key.ACTIVE_FINGERPRINT.value, fingerprint),
+                    (_Key.ACTIVE_LAYOUT.value, layout),
+                    (_Key.ACTIVE_COLLECTION.value, name),
+                ],
+            )
+            self._bump(db)
+            db.execute("DELETE FROM drops WHERE collection = ?", (name,))
+
+    def bump_revision(self) -> None:
+        """Tells readers that the active collection's chunks changed."""
+        with self._tx() as db:
+            self._bump(db)
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection) -> None:
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            (_Key.REVISION.value,),
+        )
+
+    # -- pages -----------------------------------------------------------------------------------------
+
+    def pages(self, collection: str) -> dict[str, IndexedPage]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT page_id, space, title, version, chunk_ids FROM pages WHERE collection = ?",
+                (collection,),
+            ).fetchall()
+        return {r[0]: IndexedPage(r[0], r[1], r[2], int(r[3]), tuple(json.loads(r[4]))) for r in rows}
+
+    def put_page(self, collection: str, page: IndexedPage) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pages (collection, page_id, space, title, version, chunk_ids) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (collection, page.page_id, page.space, page.title, page.version, json.dumps(page.chunk_ids)),
+            )
+
+    def remove_pages(self, collection: str, page_ids: Iterable[str]) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "DELETE FROM pages WHERE collection = ? AND page_id = ?", [(collection, p) for p in page_ids]
+            )
+
+    # -- collections to drop ---------------------------------------------------------------------------
+
+    def doom(self, collection: str, reason: str) -> None:
+        """Lists a collection for dropping and forgets its pages: nothing reads them any more."""
+        with self._tx() as db:
+            db.execute("DELETE FROM pages WHERE collection = ?", (collection,))
+            db.execute(
+                "INSERT OR REPLACE INTO drops (collection, reason) VALUES (?, ?)", (collection, reason)
+            )
+
+    def doomed(self) -> list[str]:
+        with self._read() as db:
+            rows = db.execute("SELECT collection FROM drops ORDER BY collection").fetchall()
+        return [str(r[0]) for r in rows]
+
+    def dropped(self, collection: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM drops WHERE collection = ?", (collection,))
+
+    # -- LedgerReader ----------------------------------------------------------------------------------
+
+    def summary(self) -> IndexSummary:
+        meta = self._meta()
+        name = meta.get(_Key.ACTIVE_COLLECTION) or None
+        with self._read() as db:
+            rows = db.execute("SELECT space, chunk_ids FROM pages WHERE collection = ?", (name,)).fetchall()
+        return IndexSummary(
+            collection=name,
+            fingerprint=meta.get(_Key.ACTIVE_FINGERPRINT),
+            pages=len(rows),
+            chunks=sum(len(json.loads(r[1])) for r in rows),
+            spaces=tuple(sorted({str(r[0]) for r in rows})),
+        )
+
+    def recent_syncs(self, n: int) -> list[dict[str, object]]:
+        with self._read() as db:
+            rows = db.execute("SELECT report FROM syncs ORDER BY id DESC LIMIT ?", (n,)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def last_good_sync(self) -> dict[str, object] | None:
+        with self._read() as db:
+            row = db.execute("SELECT report FROM syncs WHERE ok = 1 ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def last_success(self) -> datetime | None:
+        value = self._meta().get(_Key.LAST_SUCCESS)
+        return datetime.fromisoformat(value) if value else None
+
+    def record_sync(self, report: SyncReport) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO syncs (ok, report) VALUES (?, ?)", (int(report.ok), json.dumps(report.as_dict()))
+            )
+            db.execute("DELETE FROM syncs WHERE id <= (SELECT MAX(id) FROM syncs) - ?", (_SYNCS_KEPT,))
+            if report.ok:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    (_Key.LAST_SUCCESS.value, report.started_at.isoformat()),
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
 
 class KnowledgeBase:
-    def __init__(
-        self,
-        client: ClientAPI,
-        state: StateStore,
-        *,
-        prefix: str,
-        fingerprint: Callable[[], str],
-        layout: str = "",
-    ) -> None:
-        self.state = state
+    """Implements rag.ports.IndexWriter (and so IndexReader and LedgerReader) over a vector store."""
+
+    def __init__(self, store: VectorStore, ledger: Ledger, *, prefix: str, layout: str = "") -> None:
+        self._store = store
+        self._ledger = ledger
+        self._prefix = prefix
         # How pages are cut into chunks (format version, sizes): chunks of two layouts must not mix
         # either, or a changed CHUNK_SIZE would only reach the pages edited since.
-        self.layout = layout
-        # A callable: knowing the embedder's fingerprint may mean loading the model, which status,
-        # search and chat on an up-to-date index never need to wait for.
-        self._fingerprint = fingerprint
-        self._client = client
-        self._prefix = prefix
+        self._layout = layout
         self._lock = threading.Lock()
-        self._open: dict[str, ChromaIndex] = {}
+        self._open: dict[str, VectorIndex] = {}
 
-    def _index(self, name: str) -> ChromaIndex:
+    def _vectors(self, name: str) -> VectorIndex:
+        # Opening a collection is a round trip to a Chroma server: keep each one open.
         with self._lock:
             index = self._open.get(name)
             if index is None:
-                index = ChromaIndex(self._client, name)
+                index = self._store.open(name)
                 self._open[name] = index
             return index
 
-    def active_name(self) -> str | None:
-        return self.state.get("active_collection")
+    # -- IndexReader -----------------------------------------------------------------------------------
 
-    def active(self) -> ChromaIndex | None:
-        """The collection readers use; re-read each time so another process's swap is seen."""
-        name = self.active_name()
-        return self._index(name) if name else None
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint()
-
-    def needs_rebuild(self) -> bool:
-        return (
-            self.active_name() is None
-            or self.state.get("active_fingerprint") != self.fingerprint
-            or (self.state.get("active_layout") or "") != self.layout
+    def active(self) -> ActiveIndex | None:
+        active = self._ledger.active_collection()
+        if active is None:
+            return None
+        return ActiveIndex(
+            name=active.name,
+            fingerprint=active.fingerprint,
+            revision=active.revision,
+            vectors=self._vectors(active.name),
         )
 
-    def new_collection(self) -> ChromaIndex:
-        digest = hashlib.sha256(self.fingerprint.encode()).hexdigest()[:8]
+    def needs_rebuild(self, *, fingerprint: str) -> bool:
+        active = self._ledger.active_collection()
+        return active is None or active.fingerprint != fingerprint or active.layout != self._layout
+
+    def summary(self) -> IndexSummary:
+        return self._ledger.summary()
+
+    def recent_syncs(self, n: int) -> list[dict[str, object]]:
+        return self._ledger.recent_syncs(n)
+
+    def last_good_sync(self) -> dict[str, object] | None:
+        return self._ledger.last_good_sync()
+
+    def last_success(self) -> datetime | None:
+        return self._ledger.last_success()
+
+    # -- IndexWriter -----------------------------------------------------------------------------------
+
+    def begin(self, *, fingerprint: str, full: bool) -> SyncTarget:
+        self._drop_doomed()
+        active = self._ledger.active_collection()
+        if not full and active is not None and not self.needs_rebuild(fingerprint=fingerprint):
+            return SyncTarget(
+                active.name, rebuild=False, fingerprint=fingerprint, vectors=self._vectors(active.name)
+            )
+        digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:8]
         stamp = datetime.now(UTC).strftime("%Y%m%dt%H%M%S%f")
-        return self._index(f"{self._prefix}-{digest}-{stamp}")
+        name = f"{self._prefix}-{digest}-{stamp}"
+        # Listed for dropping until it is activated: a process killed mid-rebuild leaves no orphan.
+        self._ledger.doom(name, "rebuild in progress")
+        return SyncTarget(name, rebuild=True, fingerprint=fingerprint, vectors=self._vectors(name))
 
-    def activate(self, index: ChromaIndex) -> None:
-        previous = self.active_name()
-        self.state.set("active_fingerprint", self.fingerprint)
-        self.state.set("active_layout", self.layout)
-        self.state.set("active_collection", index.name)
-        self.state.bump_revision()
-        if previous and previous != index.name:
-            self.discard(previous)
-        log.info("index %s is now active", index.name)
+    def indexed_pages(self, target: SyncTarget) -> dict[str, IndexedPage]:
+        return self._ledger.pages(target.name)
 
-    def discard(self, name: str) -> None:
+    def put_page(self, target: SyncTarget, page: IndexedPage) -> None:
+        self._ledger.put_page(target.name, page)
+
+    def remove_pages(self, target: SyncTarget, page_ids: Iterable[str]) -> None:
+        self._ledger.remove_pages(target.name, page_ids)
+
+    def finish(self, target: SyncTarget, *, ok: bool, changed: bool) -> None:
+        if not target.rebuild:
+            if changed:
+                self._ledger.bump_revision()
+            return
+        if not ok:
+            # A rebuild replaces what readers use: only a complete one is activated.
+            self._discard(target.name, "failed rebuild")
+            return
+        previous = self._ledger.active_collection()
+        self._ledger.set_active(target.name, fingerprint=target.fingerprint, layout=self._layout)
+        log.info("index %s is now active", target.name)
+        if previous is not None and previous.name != target.name:
+            self._discard(previous.name, "replaced")
+
+    def record_sync(self, report: SyncReport) -> None:
+        self._ledger.record_sync(report)
+
+    def close(self) -> None:
+        self._ledger.close()
+
+    # -- dropping collections --------------------------------------------------------------------------
+
+    def _discard(self, name: str, reason: str) -> None:
         with self._lock:
             self._open.pop(name, None)
+        # Recorded before the attempt: if the store fails (or the process dies) the next sync retries.
+        self._ledger.doom(name, reason)
+        self._drop(name)
+
+    def _drop_doomed(self) -> None:
+        active = self._ledger.active_collection()
+        for name in self._ledger.doomed():
+            if active is not None and name == active.name:
+                self._ledger.dropped(name)
+                continue
+            self._drop(name)
+
+    def _drop(self, name: str) -> None:
         try:
-            self._client.delete_collection(name)
-        except Exception as exc:  # a missing collection is already gone: nothing to undo
-            log.warning("could not delete collection %s: %s", name, exc)
-        self.state.drop_collection(name)
+            self._store.drop(name)
+        except VectorStoreError as exc:
+            log.warning("could not drop collection %s (the next sync tries again): %s", name, exc)
+            return
+        self._ledger.dropped(name)

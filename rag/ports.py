@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from rag.types import Chunk, IncomingMessage, Page, PageRef, Reply, Turn
+from rag.types import (
+    Chunk,
+    IncomingMessage,
+    IndexedPage,
+    IndexSummary,
+    Page,
+    PageRef,
+    Reply,
+    SyncReport,
+    Turn,
+)
+
+
+class PageSourceError(Exception):
+    """The page source cannot be read (auth, network, server): the run stops. The message is safe to log."""
 
 
 class PageSource(Protocol):
-    """Confluence, split by capability: a cheap listing, a changed-since poll, fetch by id."""
+    """Confluence, split by capability: a cheap listing, a changed-since poll, fetch by id.
+
+    Every method raises PageSourceError when the source cannot be read; anything else is a bug.
+    """
 
     def list_pages(self) -> list[PageRef]:
         """Every readable current page of the configured spaces, without bodies."""
@@ -31,9 +49,27 @@ class Embedder(Protocol):
         """Identifies model and backend: vectors of two fingerprints never share a collection."""
         ...
 
+    @property
+    def max_seq_length(self) -> int | None:
+        """Tokens of one text the model reads (the rest is cut off); None when it reads any length."""
+        ...
+
+    @property
+    def truncated(self) -> int:
+        """How many texts so far were longer than max_seq_length: only their start was embedded."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model sees for text, special tokens included: compare with max_seq_length."""
+        ...
+
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
 
     def embed_query(self, text: str) -> list[float]: ...
+
+    def close(self) -> None:
+        """Releases worker threads; embedding may still work afterwards, only slower."""
+        ...
 
 
 class Reranker(Protocol):
@@ -44,10 +80,20 @@ class Reranker(Protocol):
     def score(self, query: str, passages: Sequence[str]) -> list[float]: ...
 
 
-class VectorIndex(Protocol):
-    def upsert(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None: ...
+class VectorStoreError(Exception):
+    """The vector store cannot be reached or refused a request (network, server): the message is for logs."""
 
-    def delete(self, chunk_ids: Sequence[str]) -> None: ...
+
+class VectorIndex(Protocol):
+    """One collection of chunks and their vectors (cosine space)."""
+
+    def upsert(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
+        """Adds or replaces chunks by id: writing the same chunks twice leaves one copy."""
+        ...
+
+    def delete(self, chunk_ids: Sequence[str]) -> None:
+        """Removes the named chunks; ids that are not there are ignored."""
+        ...
 
     def query(self, embedding: Sequence[float], *, k: int) -> list[tuple[Chunk, float]]:
         """Nearest chunks with their cosine distance (lower is closer)."""
@@ -55,7 +101,103 @@ class VectorIndex(Protocol):
 
     def all_chunks(self) -> list[Chunk]: ...
 
+    def ids(self) -> list[str]: ...
+
     def count(self) -> int: ...
+
+
+class VectorStore(Protocol):
+    """Named collections: where the blue/green switch creates and drops its indexes."""
+
+    def open(self, name: str) -> VectorIndex:
+        """The collection called name, created empty when it does not exist."""
+        ...
+
+    def drop(self, name: str) -> None:
+        """Deletes the collection; a missing one is already gone. Raises VectorStoreError when the
+        store cannot be reached or refuses."""
+        ...
+
+    def names(self) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveIndex:
+    """The collection readers use, read in one go with what built it."""
+
+    name: str
+    # The embedder's fingerprint when it was built: query vectors of another model are meaningless.
+    fingerprint: str
+    # Bumped on every write readers should see: caches over the chunks are keyed on (name, revision).
+    revision: int
+    vectors: VectorIndex
+
+
+@dataclass(frozen=True, slots=True)
+class SyncTarget:
+    """Where one sync writes: the active collection, or a fresh one that a complete run activates."""
+
+    name: str
+    rebuild: bool
+    # The embedder this run writes with: recorded with the collection when a rebuild is activated.
+    fingerprint: str
+    vectors: VectorIndex
+
+
+class LedgerReader(Protocol):
+    """What the index holds and how syncs went, without touching a vector: status and health read this."""
+
+    def summary(self) -> IndexSummary:
+        """The active collection's name, model, pages, chunks and spaces."""
+        ...
+
+    def recent_syncs(self, n: int) -> list[dict[str, object]]:
+        """The last n sync reports (SyncReport.as_dict()), newest first."""
+        ...
+
+    def last_good_sync(self) -> dict[str, object] | None:
+        """The newest report of a run that succeeded."""
+        ...
+
+    def last_success(self) -> datetime | None:
+        """When the last good sync started: the next incremental poll reaches back from there."""
+        ...
+
+
+class IndexReader(LedgerReader, Protocol):
+    """The ledger and the active collection's vectors: what retrieval and the scheduler read."""
+
+    def active(self) -> ActiveIndex | None:
+        """Read afresh on every call, so another process's switch is seen."""
+        ...
+
+    def needs_rebuild(self, *, fingerprint: str) -> bool:
+        """True without an index, or when it was built by another embedder or chunk layout."""
+        ...
+
+
+class IndexWriter(IndexReader, Protocol):
+    """What a sync changes: a collection's pages, the blue/green switch and the sync history."""
+
+    def begin(self, *, fingerprint: str, full: bool) -> SyncTarget:
+        """The collection this run writes: a fresh one when full or a rebuild is needed, else the active
+        one. First retries dropping collections an earlier run could not drop."""
+        ...
+
+    def indexed_pages(self, target: SyncTarget) -> dict[str, IndexedPage]: ...
+
+    def put_page(self, target: SyncTarget, page: IndexedPage) -> None: ...
+
+    def remove_pages(self, target: SyncTarget, page_ids: Iterable[str]) -> None: ...
+
+    def finish(self, target: SyncTarget, *, ok: bool, changed: bool) -> None:
+        """Ends the run: a complete rebuild becomes active (the old collection is dropped), a failed
+        one is dropped; readers are told when what they read changed."""
+        ...
+
+    def record_sync(self, report: SyncReport) -> None:
+        """Keeps the report for status and health; a good run also moves last_success."""
+        ...
 
 
 class ChatModel(Protocol):

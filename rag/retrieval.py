@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.chunking import embedding_text
-from rag.knowledge import KnowledgeBase
 from rag.lexical import LexicalIndex
-from rag.ports import Embedder, Reranker
+from rag.ports import Embedder, IndexReader, Reranker
 from rag.types import Chunk, Hit
 
 log = logging.getLogger(__name__)
@@ -79,7 +78,7 @@ class HybridRetriever:
 
     def __init__(
         self,
-        kb: KnowledgeBase,
+        index: IndexReader,
         embedder: Embedder,
         *,
         k: int,
@@ -91,7 +90,7 @@ class HybridRetriever:
     ) -> None:
         if mode not in ("hybrid", "dense", "lexical"):
             raise ValueError(f"unknown retrieval mode {mode!r}")
-        self._kb = kb
+        self._index = index
         self._embedder = embedder
         self._k = k
         self._max_per_page = max_per_page
@@ -102,8 +101,8 @@ class HybridRetriever:
         self._warned_for: str | None = None
 
     def ready(self) -> bool:
-        index = self._kb.active()
-        return index is not None and index.count() > 0
+        active = self._index.active()
+        return active is not None and active.vectors.count() > 0
 
     def warm(self) -> None:
         """Builds what the first question would otherwise wait for (the BM25 model, the reranker)."""
@@ -116,24 +115,24 @@ class HybridRetriever:
         candidates for the query alone and for the query read in that context are fused: a follow-up
         that may or may not lean on its context finds both."""
         k = k or self._k
-        index = self._kb.active()
-        if index is None:
+        active = self._index.active()
+        if active is None:
             return Retrieved((), 0.0)
         # Query vectors of one model against an index of another are meaningless (or of another size):
         # until the rebuild is done, lexical retrieval answers alone.
-        use_dense = self._mode in ("hybrid", "dense") and self._same_model()
+        use_dense = self._mode in ("hybrid", "dense") and self._same_model(active.fingerprint)
         candidates = max(4 * k, 20)
         rankings: list[list[Chunk]] = []
         best_similarity = 0.0
         queries = [query, f"{context}\n{query}"] if context.strip() else [query]
-        key = (index.name, self._kb.state.revision())
+        key = (active.name, active.revision)
         for text in queries:
             if use_dense:
-                dense = index.query(self._embedder.embed_query(embedding_text(text)), k=candidates)
+                dense = active.vectors.query(self._embedder.embed_query(embedding_text(text)), k=candidates)
                 rankings.append([c for c, _ in dense])
                 best_similarity = max([best_similarity, *(1.0 - d for _, d in dense)])
             if self._mode in ("hybrid", "lexical") or not use_dense:
-                lexical = self._lexical.search(text, key=key, load=index.all_chunks, k=candidates)
+                lexical = self._lexical.search(text, key=key, load=active.vectors.all_chunks, k=candidates)
                 rankings.append([c for c, _ in lexical])
         scored = rrf([r for r in rankings if r])
         rerank_score = None if self._reranker is None else self._rerank(self._reranker, query, scored)
@@ -155,8 +154,7 @@ class HybridRetriever:
             scored[chunk_id] = (chunk, score + 1.0 / (RRF_K + rank + 1))
         return max(logits)
 
-    def _same_model(self) -> bool:
-        built_with = self._kb.state.get("active_fingerprint")
+    def _same_model(self, built_with: str) -> bool:
         if built_with == self._embedder.fingerprint:
             return True
         if built_with == self._warned_for:

@@ -20,12 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from rag.chunking import embedding_text
-from rag.confluence import ConfluenceError
-from rag.index import ChromaIndex
-from rag.knowledge import KnowledgeBase
-from rag.ports import Embedder, PageSource
-from rag.state import IndexedPage
-from rag.types import Chunk, Page, PageRef, SyncReport
+from rag.ports import Embedder, IndexWriter, PageSource, PageSourceError, SyncTarget
+from rag.types import Chunk, IndexedPage, Page, PageRef, SyncReport
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +68,7 @@ class SyncAborted(Exception):
 def sync_once(
     *,
     source: PageSource,
-    kb: KnowledgeBase,
+    index: IndexWriter,
     embedder: Embedder,
     chunker: Chunker,
     include_restricted: bool = False,
@@ -90,55 +86,44 @@ def sync_once(
     """
     started = now()
     run = _Run()
-    truncated_before = int(getattr(embedder, "truncated", 0))
-    rebuild = full
-    target: ChromaIndex | None = None
+    truncated_before = embedder.truncated
+    target: SyncTarget | None = None
     try:
-        rebuild = full or kb.needs_rebuild()
-        active = kb.active()
-        target = kb.new_collection() if rebuild or active is None else active
-        _sync(source, target, kb, embedder, chunker, include_restricted, rebuild, run, progress, stop)
+        target = index.begin(fingerprint=embedder.fingerprint, full=full)
+        _sync(source, target, index, embedder, chunker, include_restricted, run, progress, stop)
     except SyncAborted as exc:
         run.errors.append(str(exc))
         run.fatal = True
     except Exception as exc:
+        # The contract is a report, not a raise; the traceback goes to the log, where a bug shows.
         log.exception("sync failed")
         run.errors.append(f"sync aborted: {type(exc).__name__}: {str(exc)[:300]}")
         run.fatal = True
 
-    if rebuild and target is not None:
-        # A rebuild replaces what readers use: only a complete one is activated.
-        if run.fatal:
-            kb.discard(target.name)
-        else:
-            kb.activate(target)
-    elif run.added or run.updated or run.removed:
-        kb.state.bump_revision()
-
     ok = not run.fatal
-    if ok:
-        kb.state.set("last_success_started_at", started.isoformat())
-    pages, chunks, _ = kb.state.counts(kb.active_name() or "")
+    if target is not None:
+        index.finish(target, ok=ok, changed=bool(run.added or run.updated or run.removed))
+    summary = index.summary()
     report = SyncReport(
         started_at=started,
         finished_at=now(),
         ok=ok,
-        full=rebuild,
+        full=full if target is None else target.rebuild,
         added=run.added,
         updated=run.updated,
         removed=run.removed,
         unchanged=run.unchanged,
         skipped=run.skipped,
         chunks_embedded=run.chunks_embedded,
-        chunks_total=chunks,
-        chunks_truncated=int(getattr(embedder, "truncated", 0)) - truncated_before,
+        chunks_total=summary.chunks,
+        chunks_truncated=embedder.truncated - truncated_before,
         errors=tuple(run.errors[:50]),
         fetch_s=run.fetch_s,
         chunk_s=run.chunk_s,
         embed_s=run.embed_s,
         write_s=run.write_s,
     )
-    kb.state.record_sync(report)
+    index.record_sync(report)
     log.info(
         "sync ok=%s full=%s added=%d updated=%d removed=%d unchanged=%d skipped=%d chunks_embedded=%d "
         "pages=%d chunks=%d duration_s=%.2f errors=%d",
@@ -150,8 +135,8 @@ def sync_once(
         report.unchanged,
         report.skipped,
         report.chunks_embedded,
-        pages,
-        chunks,
+        summary.pages,
+        summary.chunks,
         report.duration_s,
         len(report.errors),
     )
@@ -162,22 +147,21 @@ def sync_once(
 
 def _sync(
     source: PageSource,
-    target: ChromaIndex,
-    kb: KnowledgeBase,
+    target: SyncTarget,
+    index: IndexWriter,
     embedder: Embedder,
     chunker: Chunker,
     include_restricted: bool,
-    rebuild: bool,
     run: _Run,
     progress: Progress | None,
     stop: threading.Event | None,
 ) -> None:
-    known = kb.state.pages(target.name)
+    known = index.indexed_pages(target)
     try:
         t0 = time.perf_counter()
         refs = source.list_pages()
         run.fetch_s += time.perf_counter() - t0
-    except ConfluenceError as exc:
+    except PageSourceError as exc:
         raise SyncAborted(f"listing pages: {exc}") from exc
 
     hidden = set() if include_restricted else restricted_ids(refs)
@@ -185,11 +169,11 @@ def _sync(
     changed = {pid for pid, r in wanted.items() if pid not in known or known[pid].version != r.version}
     run.unchanged = len(wanted) - len(changed)
     if changed:
-        since = None if rebuild else kb.state.last_success()
+        since = None if target.rebuild else index.last_success()
         _ingest_changed(
             source,
             target,
-            kb,
+            index,
             embedder,
             chunker,
             changed,
@@ -201,7 +185,7 @@ def _sync(
             stop,
         )
     gone = [pid for pid in known if pid not in wanted]
-    _remove(target, kb, [known[pid] for pid in gone], run)
+    _remove(target, index, [known[pid] for pid in gone], run)
 
 
 def _fetch(
@@ -224,8 +208,8 @@ def _fetch(
 
 def _ingest_changed(
     source: PageSource,
-    target: ChromaIndex,
-    kb: KnowledgeBase,
+    target: SyncTarget,
+    index: IndexWriter,
     embedder: Embedder,
     chunker: Chunker,
     changed: set[str],
@@ -238,7 +222,9 @@ def _ingest_changed(
 ) -> None:
     work: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_PAGES)
     stop = threading.Event()
-    fetch_failed: list[str] = []
+    # What stopped the producer thread, handed to this one: a source failure ends the run with a message,
+    # anything else is a bug and is raised here, so its traceback reaches the log.
+    fetch_failed: list[Exception] = []
 
     def produce() -> None:
         try:
@@ -256,7 +242,9 @@ def _ingest_changed(
                     t0 = time.perf_counter()
                     try:
                         chunks = chunker(item)
-                    except Exception as exc:  # one bad page never blocks the others
+                    except Exception as exc:
+                        # One bad page never blocks the others; its traceback is logged, as a bug's would be.
+                        log.warning("page %s cannot be chunked", item.page_id, exc_info=True)
                         run.errors.append(f"page {item.page_id} ({item.title[:80]}): cannot parse: {exc}")
                         run.skipped += 1
                         continue
@@ -265,11 +253,8 @@ def _ingest_changed(
                     work.put((item, chunks))
                 else:
                     work.put(item)
-        except ConfluenceError as exc:
-            fetch_failed.append(f"fetching pages: {exc}")
         except Exception as exc:
-            log.exception("page fetch failed")
-            fetch_failed.append(f"fetching pages: {type(exc).__name__}: {exc}")
+            fetch_failed.append(exc)
         finally:
             work.put(_DONE)
 
@@ -286,7 +271,7 @@ def _ingest_changed(
             return
         previous, future = pending
         pending = None
-        done += _write_group(target, kb, previous, _vectors(future), known, run)
+        done += _write_group(target, index, previous, _vectors(future), known, run)
         if progress:
             progress(done, len(changed))
 
@@ -306,7 +291,7 @@ def _ingest_changed(
                 break
             if isinstance(item, str):
                 if item in known:
-                    _remove(target, kb, [known[item]], run)
+                    _remove(target, index, [known[item]], run)
                 continue
             assert isinstance(item, tuple)
             if shutdown is not None and shutdown.is_set():
@@ -319,7 +304,10 @@ def _ingest_changed(
         write_pending()
         if fetch_failed:
             # Pages written so far stay (each is whole); the rest wait for the next run.
-            raise SyncAborted(fetch_failed[0])
+            failure = fetch_failed[0]
+            if isinstance(failure, PageSourceError):
+                raise SyncAborted(f"fetching pages: {failure}") from failure
+            raise failure
     finally:
         stop.set()
         # A group still embedding is finished (not written) before the run returns.
@@ -349,8 +337,8 @@ def _vectors(future: Future[list[list[float]]]) -> list[list[float]]:
 
 
 def _write_group(
-    target: ChromaIndex,
-    kb: KnowledgeBase,
+    target: SyncTarget,
+    index: IndexWriter,
     group: _Group,
     vectors: list[list[float]],
     known: dict[str, IndexedPage],
@@ -358,28 +346,28 @@ def _write_group(
 ) -> int:
     t0 = time.perf_counter()
     all_chunks = [c for _, chunks in group for c in chunks]
-    target.upsert(all_chunks, vectors)
+    target.vectors.upsert(all_chunks, vectors)
     for page, chunks in group:
         new_ids = tuple(c.chunk_id for c in chunks)
         old = known.get(page.page_id)
         if old is not None:
             stale = [cid for cid in old.chunk_ids if cid not in set(new_ids)]
-            target.delete(stale)
+            target.vectors.delete(stale)
             run.updated += 1
         else:
             run.added += 1
         record = IndexedPage(page.page_id, page.space, page.title, page.version, new_ids)
-        kb.state.put_page(target.name, record)
+        index.put_page(target, record)
         known[page.page_id] = record
     run.write_s += time.perf_counter() - t0
     return len(group)
 
 
-def _remove(target: ChromaIndex, kb: KnowledgeBase, pages: list[IndexedPage], run: _Run) -> None:
+def _remove(target: SyncTarget, index: IndexWriter, pages: list[IndexedPage], run: _Run) -> None:
     if not pages:
         return
-    target.delete([cid for p in pages for cid in p.chunk_ids])
-    kb.state.remove_pages(target.name, [p.page_id for p in pages])
+    target.vectors.delete([cid for p in pages for cid in p.chunk_ids])
+    index.remove_pages(target, [p.page_id for p in pages])
     for page in pages:
         run.removed += 1
         log.info("removed page %s (%s) from the index", page.page_id, page.title[:80])

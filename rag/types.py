@@ -190,3 +190,25 @@ class SyncReport:
             },
             "errors": list(self.errors),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedPage:
+    """What the ledger keeps of an indexed page: enough to tell a changed page and drop its old chunks."""
+
+    page_id: str
+    space: str
+    title: str
+    version: int
+    chunk_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSummary:
+    """The active collection at a glance, for status and health."""
+
+    collection: str | None
+    fingerprint: str | None
+    pages: int
+    chunks: int
+    spaces: tuple[str, ...]

@@ -240,3 +240,26 @@ def test_a_container_cpu_quota_caps_the_embedding_workers(tmp_path: Path) -> Non
     cpu_max.write_text("max 100000\n")
     assert usable_cores(cpu_max) == affinity
     assert usable_cores(tmp_path / "missing") == affinity
+
+
+def test_chunks_cut_to_the_token_scaled_length_are_embedded_whole(
+    torch_embedder: SentenceTransformerEmbedder,
+) -> None:
+    from rag.chunking import chunk_page, embedding_text
+    from rag.embedding_runtime import LazyEmbedder, token_scaled_length
+    from rag.types import Page
+
+    # Addresses and hex ids: many tokens per character, so 1,000 characters overflow a 256-token window.
+    hosts = " ".join(
+        f"10.{i}.{i * 7 % 255}.{i * 13 % 255} 0x{i * 2654435761 % 2**32:08x}" for i in range(300)
+    )
+    page = Page("1", "OPS", "Hosts", 1, "http://wiki/1", f"<h1>Hosts</h1><p>{hosts}</p>")
+    window = torch_embedder.max_seq_length
+    plain = chunk_page(page, chunk_size=1000, chunk_overlap=0)
+    assert any(torch_embedder.count_tokens(embedding_text(c.text)) > window for c in plain)
+
+    length = token_scaled_length(LazyEmbedder(lambda: torch_embedder), chunk_size=1000)
+    scaled = chunk_page(page, chunk_size=1000, chunk_overlap=0, length_function=length)
+    before = torch_embedder.truncated
+    torch_embedder.embed_documents([embedding_text(c.text) for c in scaled])
+    assert torch_embedder.truncated == before

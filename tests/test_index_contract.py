@@ -1,4 +1,4 @@
-"""One contract every index mode passes: embedded Chroma and a real Chroma server on loopback."""
+"""One contract every vector store passes: in memory, embedded Chroma and a real Chroma server on loopback."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.index import ChromaIndex, open_chroma
+from rag.index import ChromaStore, open_chroma
+from rag.ports import VectorIndex, VectorStore, VectorStoreError
 from rag.types import Chunk
+from tests.fakes.memory_index import MemoryStore
+from tests.fakes.tcp_proxy import TcpProxy
 
 
 def _chunk(n: int, text: str, page: str = "p1") -> Chunk:
@@ -24,30 +27,35 @@ def _vec(i: int) -> list[float]:
     return v
 
 
-@pytest.fixture(params=["embedded", "server"])
-def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ChromaIndex]:
+@pytest.fixture(params=["memory", "embedded", "server"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
+    if request.param == "memory":
+        return MemoryStore()
     if request.param == "embedded":
-        client = open_chroma(path=tmp_path / "chroma")
-    else:
-        host, port = request.getfixturevalue("chroma_server")
-        client = open_chroma(path=tmp_path / "unused", host=host, port=port)
-    index = ChromaIndex(client, f"contract-{uuid.uuid4().hex[:12]}")
-    yield index
-    index.drop()
+        return ChromaStore(open_chroma(path=tmp_path / "chroma"))
+    host, port = request.getfixturevalue("chroma_server")
+    return ChromaStore(open_chroma(path=tmp_path / "unused", host=host, port=port))
 
 
-def test_empty_at_start(index: ChromaIndex) -> None:
+@pytest.fixture
+def index(store: VectorStore) -> Iterator[VectorIndex]:
+    name = f"contract-{uuid.uuid4().hex[:12]}"
+    yield store.open(name)
+    store.drop(name)
+
+
+def test_empty_at_start(index: VectorIndex) -> None:
     assert index.count() == 0
     assert index.query(_vec(0), k=3) == []
     assert index.all_chunks() == []
 
 
-def test_deleting_missing_ids_is_a_no_op(index: ChromaIndex) -> None:
+def test_deleting_missing_ids_is_a_no_op(index: VectorIndex) -> None:
     index.delete(["nope:1", "nope:2"])
     assert index.count() == 0
 
 
-def test_adding_the_same_ids_twice_is_idempotent(index: ChromaIndex) -> None:
+def test_adding_the_same_ids_twice_is_idempotent(index: VectorIndex) -> None:
     chunks = [_chunk(i, f"text {i}") for i in range(3)]
     index.upsert(chunks, [_vec(i) for i in range(3)])
     index.upsert(chunks, [_vec(i) for i in range(3)])
@@ -55,7 +63,7 @@ def test_adding_the_same_ids_twice_is_idempotent(index: ChromaIndex) -> None:
     assert sorted(index.ids()) == ["p1:0", "p1:1", "p1:2"]
 
 
-def test_re_adding_changed_content_replaces_it(index: ChromaIndex) -> None:
+def test_re_adding_changed_content_replaces_it(index: VectorIndex) -> None:
     index.upsert([_chunk(0, "old words")], [_vec(0)])
     index.upsert([_chunk(0, "new words")], [_vec(1)])
     (only,) = index.all_chunks()
@@ -64,7 +72,7 @@ def test_re_adding_changed_content_replaces_it(index: ChromaIndex) -> None:
     assert hit.chunk_id == "p1:0" and distance < 1e-4
 
 
-def test_query_returns_nearest_with_metadata(index: ChromaIndex) -> None:
+def test_query_returns_nearest_with_metadata(index: VectorIndex) -> None:
     index.upsert([_chunk(0, "a"), _chunk(1, "b", page="p2")], [_vec(0), _vec(1)])
     hit, _ = index.query(_vec(1), k=1)[0]
     assert (hit.page_id, hit.title, hit.url, hit.section, hit.version) == (
@@ -76,7 +84,41 @@ def test_query_returns_nearest_with_metadata(index: ChromaIndex) -> None:
     )
 
 
-def test_delete_removes_only_the_named_chunks(index: ChromaIndex) -> None:
+def test_delete_removes_only_the_named_chunks(index: VectorIndex) -> None:
     index.upsert([_chunk(i, str(i)) for i in range(4)], [_vec(i) for i in range(4)])
     index.delete(["p1:1", "p1:3"])
     assert sorted(index.ids()) == ["p1:0", "p1:2"]
+
+
+def test_a_collection_opened_twice_is_the_same_collection(store: VectorStore) -> None:
+    name = f"contract-{uuid.uuid4().hex[:12]}"
+    store.open(name).upsert([_chunk(0, "shared")], [_vec(0)])
+    try:
+        assert [c.text for c in store.open(name).all_chunks()] == ["shared"]
+        assert name in store.names()
+    finally:
+        store.drop(name)
+
+
+def test_a_dropped_collection_is_gone_and_dropping_it_again_is_a_no_op(store: VectorStore) -> None:
+    name = f"contract-{uuid.uuid4().hex[:12]}"
+    store.open(name).upsert([_chunk(0, "doomed")], [_vec(0)])
+    store.drop(name)
+    store.drop(name)
+    assert name not in store.names()
+    assert store.open(name).count() == 0
+    store.drop(name)
+
+
+def test_a_drop_while_the_server_is_unreachable_is_a_store_error(chroma_server: tuple[str, int]) -> None:
+    with TcpProxy(chroma_server) as network:
+        store = ChromaStore(open_chroma(path=Path("unused"), host="127.0.0.1", port=network.port))
+        name = f"contract-{uuid.uuid4().hex[:12]}"
+        store.open(name).upsert([_chunk(0, "kept")], [_vec(0)])
+        network.down()
+        with pytest.raises(VectorStoreError, match=name):
+            store.drop(name)
+        network.up()
+        assert name in store.names()
+        store.drop(name)
+        assert name not in store.names()

@@ -88,8 +88,8 @@ async def test_admin_sync_runs_a_sync_and_refuses_an_overlapping_one(
         if not runner.running:
             break
         await asyncio.sleep(0.05)
-    assert len(core.kb.state.recent_syncs(10)) == 1
-    assert core.kb.state.recent_syncs(1)[0]["ok"] is True
+    assert len(core.kb.recent_syncs(10)) == 1
+    assert core.kb.recent_syncs(1)[0]["ok"] is True
 
 
 async def test_admin_sync_is_off_without_a_token(fake: ConfluenceFake, tmp_path: Path) -> None:
@@ -105,7 +105,7 @@ async def test_two_overlapping_triggers_make_one_run(core: Core, fake: Confluenc
     runner = SyncRunner(core)
     first, second = await asyncio.gather(runner.run(), runner.run())
     assert [r is None for r in (first, second)].count(True) == 1
-    assert len(core.kb.state.recent_syncs(10)) == 1
+    assert len(core.kb.recent_syncs(10)) == 1
 
 
 def test_a_second_process_cannot_sync_the_same_data_folder(core: Core) -> None:
@@ -122,10 +122,10 @@ async def test_the_scheduler_syncs_at_start_and_on_its_interval(core: Core, fake
     app = build_web_app(core, with_scheduler=True, interval_s=0.5)
     async with TestClient(TestServer(app)):
         for _ in range(100):
-            if len(core.kb.state.recent_syncs(10)) >= 3:
+            if len(core.kb.recent_syncs(10)) >= 3:
                 break
             await asyncio.sleep(0.1)
-    syncs = core.kb.state.recent_syncs(10)
+    syncs = core.kb.recent_syncs(10)
     assert len(syncs) >= 3
     assert syncs[-1]["added"] > 20 and all(s["added"] == 0 for s in syncs[:-1])
 

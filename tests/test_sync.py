@@ -10,7 +10,12 @@ import pytest
 
 from bot.app import Core
 from bot.demo.confluence_fake import ConfluenceFake
+from rag.index import open_chroma
+from rag.knowledge import KnowledgeBase, Ledger
+from rag.ports import IndexReader, VectorIndex
+from rag.types import SyncReport
 from tests.fakes.embedder import HashingEmbedder
+from tests.fakes.memory_index import MemoryStore
 from tests.support import PASSWORD, USER, make_core, settings_for
 
 MARKER = "zebracorn42"
@@ -43,10 +48,17 @@ def _found(core: Core, query: str) -> set[str]:
     return {h.chunk.page_id for h in core.retriever.search(query, k=5).hits}
 
 
+def _vectors(core: Core) -> VectorIndex:
+    return _vectors_of(core.kb)
+
+
+def _collections(core: Core) -> set[str]:
+    """What Chroma itself holds, asked through a client of its own."""
+    return {c.name for c in open_chroma(path=core.settings.chroma_path).list_collections()}
+
+
 def _chroma_page_ids(core: Core) -> set[str]:
-    index = core.kb.active()
-    assert index is not None
-    return {c.page_id for c in index.all_chunks()}
+    return {c.page_id for c in _vectors(core).all_chunks()}
 
 
 def test_first_ingest_pages_through_every_batch_under_the_context_path(
@@ -66,8 +78,7 @@ def test_second_ingest_fetches_no_bodies_and_embeds_nothing(
     core: Core, fake: ConfluenceFake, embedder: HashingEmbedder
 ) -> None:
     core.sync()
-    index = core.kb.active()
-    assert index is not None
+    index = _vectors(core)
     ids_before = sorted(index.ids())
     embedded_before = embedder.documents_embedded
     fake.clear_requests()
@@ -92,8 +103,7 @@ def test_edited_page_is_re_embedded_and_its_old_text_is_gone(core: Core, fake: C
 
     assert report.updated == 1 and report.chunks_embedded >= 1
     assert "9001" in _found(core, "quokkaroom")
-    index = core.kb.active()
-    assert index is not None
+    index = _vectors(core)
     assert not any(MARKER in c.text for c in index.all_chunks())
 
 
@@ -165,15 +175,15 @@ def test_server_errors_are_retried(core: Core, fake: ConfluenceFake) -> None:
 def test_failure_mid_rebuild_keeps_the_previous_index_answering(core: Core, fake: ConfluenceFake) -> None:
     fake.add_page(page_id="9003", title="Coffee machine", body=_body(f"Descale it with {MARKER}."))
     core.sync()
-    before = core.kb.active_name()
-    count = core.kb.active().count()  # type: ignore[union-attr]
+    before = core.kb.summary().collection
+    count = _vectors(core).count()
 
     fake.fail_after(6, 500)
     report = core.sync(full=True)
 
     assert not report.ok and report.errors
-    assert core.kb.active_name() == before
-    assert core.kb.active().count() == count  # type: ignore[union-attr]
+    assert core.kb.summary().collection == before
+    assert _vectors(core).count() == count
     assert "9003" in _found(core, MARKER)
     fake.clear_faults()
     assert core.sync().ok
@@ -188,7 +198,7 @@ def test_401_mid_incremental_keeps_the_index_and_the_next_run_catches_up(
     failed = core.sync()
     assert not failed.ok and any("401" in e for e in failed.errors)
     assert len(_chroma_page_ids(core)) > 20
-    status = core.kb.state.recent_syncs(1)[0]
+    status = core.kb.recent_syncs(1)[0]
     assert status["ok"] is False
 
     fake.clear_faults()
@@ -199,12 +209,11 @@ def test_401_mid_incremental_keeps_the_index_and_the_next_run_catches_up(
 
 def test_full_rebuild_swaps_to_a_new_collection_and_drops_the_old(core: Core, fake: ConfluenceFake) -> None:
     core.sync()
-    old = core.kb.active_name()
+    old = core.kb.summary().collection
     report = core.sync(full=True)
     assert report.ok and report.full
-    assert core.kb.active_name() != old
-    names = {c.name for c in core.kb._client.list_collections()}
-    assert old not in names
+    assert core.kb.summary().collection != old
+    assert old not in _collections(core)
 
 
 def test_a_new_embedding_model_re_embeds_everything_into_a_fresh_collection(
@@ -213,7 +222,7 @@ def test_a_new_embedding_model_re_embeds_everything_into_a_fresh_collection(
     settings = settings_for(fake, tmp_path / "data")
     first = make_core(settings, embedder=HashingEmbedder(name="model-a"))
     first.sync()
-    old = first.kb.active_name()
+    old = first.kb.summary().collection
     first.close()
 
     other = HashingEmbedder(name="model-b")
@@ -222,8 +231,8 @@ def test_a_new_embedding_model_re_embeds_everything_into_a_fresh_collection(
         report = second.sync()
         assert report.full and report.ok
         assert other.documents_embedded == report.chunks_total > 0
-        assert second.kb.active_name() != old
-        assert second.kb.state.get("active_fingerprint") == other.fingerprint
+        assert second.kb.summary().collection != old
+        assert second.kb.summary().fingerprint == other.fingerprint
     finally:
         second.close()
 
@@ -233,7 +242,7 @@ def test_a_new_chunk_size_re_chunks_everything_and_keeps_dense_search_meanwhile(
 ) -> None:
     first = make_core(settings_for(fake, tmp_path / "data", chunk_size=1000), embedder=HashingEmbedder())
     first.sync()
-    old, old_count = first.kb.active_name(), first.kb.active().count()  # type: ignore[union-attr]
+    old, old_count = first.kb.summary().collection, _vectors(first).count()
     first.close()
 
     second = make_core(settings_for(fake, tmp_path / "data", chunk_size=400), embedder=HashingEmbedder())
@@ -242,8 +251,8 @@ def test_a_new_chunk_size_re_chunks_everything_and_keeps_dense_search_meanwhile(
         assert second.retriever.search("VPN port", k=3).dense_used
         report = second.sync()
         assert report.full and report.ok
-        assert second.kb.active_name() != old
-        assert second.kb.active().count() > old_count  # type: ignore[union-attr]
+        assert second.kb.summary().collection != old
+        assert _vectors(second).count() > old_count
         assert not second.sync().full  # once rebuilt, back to incremental
     finally:
         second.close()
@@ -266,13 +275,13 @@ def test_one_unparseable_page_does_not_block_the_others(
     fake.add_page(page_id="9005", title="Broken", body=_body("x"))
     core = make_core(settings_for(fake, tmp_path / "data"), embedder=embedder)
     try:
-        report = sync_once(source=core.source, kb=core.kb, embedder=embedder, chunker=fragile)
+        report = sync_once(source=core.source, index=core.kb, embedder=embedder, chunker=fragile)
         assert report.skipped == 1 and report.added > 20
         assert any("9005" in e for e in report.errors)
         # Not marked as indexed: the next run tries the page again.
         report2 = sync_once(
             source=core.source,
-            kb=core.kb,
+            index=core.kb,
             embedder=embedder,
             chunker=partial(chunk_page, chunk_size=800, chunk_overlap=100),
         )
@@ -296,10 +305,10 @@ def test_the_same_sync_runs_against_a_chroma_server(
     try:
         fake.add_page(page_id="9300", title="Server mode", body=_body(f"Served by {MARKER}."))
         first = core.sync()
-        ids = sorted(core.kb.active().ids())  # type: ignore[union-attr]
+        ids = sorted(_vectors(core).ids())
         second = core.sync()
         assert first.ok and second.ok and second.chunks_embedded == 0
-        assert sorted(core.kb.active().ids()) == ids  # type: ignore[union-attr]
+        assert sorted(_vectors(core).ids()) == ids
         assert "9300" in _found(core, MARKER)
         assert not (tmp_path / "data" / "chroma").exists(), "server mode must not write an embedded store"
     finally:
@@ -351,13 +360,13 @@ def test_a_rebuild_whose_embedder_fails_is_thrown_away(
     from rag.sync import sync_once
 
     core.sync()
-    before, count = core.kb.active_name(), core.kb.active().count()  # type: ignore[union-attr]
+    before, count = core.kb.summary().collection, _vectors(core).count()
     report = sync_once(
-        source=core.source, kb=core.kb, embedder=_BrokenEmbedder(), chunker=_chunker(), full=True
+        source=core.source, index=core.kb, embedder=_BrokenEmbedder(), chunker=_chunker(), full=True
     )
     assert not report.ok and "embedding failed" in report.errors[0]
-    assert core.kb.active_name() == before and core.kb.active().count() == count  # type: ignore[union-attr]
-    assert len(core.kb._client.list_collections()) == 1
+    assert core.kb.summary().collection == before and _vectors(core).count() == count
+    assert _collections(core) == {before}
 
 
 def test_an_index_write_failure_is_reported_not_raised(core: Core, fake: ConfluenceFake) -> None:
@@ -366,9 +375,9 @@ def test_an_index_write_failure_is_reported_not_raised(core: Core, fake: Conflue
     core.sync()
     fake.edit_page("1004", body=_body(f"VPN moved to {MARKER}."))
     # Same fingerprint, other vector size: Chroma refuses the write.
-    report = sync_once(source=core.source, kb=core.kb, embedder=_SameName(dims=64), chunker=_chunker())
+    report = sync_once(source=core.source, index=core.kb, embedder=_SameName(dims=64), chunker=_chunker())
     assert not report.ok and report.errors[0].startswith("sync aborted")
-    assert core.kb.state.recent_syncs(1)[0]["ok"] is False
+    assert core.kb.recent_syncs(1)[0]["ok"] is False
 
 
 class _SameName(HashingEmbedder):
@@ -391,10 +400,10 @@ def test_a_page_that_always_fails_is_retried_alone_and_does_not_fail_the_runs(
     fake.add_page(page_id="9006", title="Broken", body=_body("x"))
     core = make_core(settings_for(fake, tmp_path / "data"), embedder=embedder)
     try:
-        first = sync_once(source=core.source, kb=core.kb, embedder=embedder, chunker=fragile)
+        first = sync_once(source=core.source, index=core.kb, embedder=embedder, chunker=fragile)
         assert first.ok and first.skipped == 1 and any("9006" in e for e in first.errors)
         fake.clear_requests()
-        second = sync_once(source=core.source, kb=core.kb, embedder=embedder, chunker=fragile)
+        second = sync_once(source=core.source, index=core.kb, embedder=embedder, chunker=fragile)
         assert second.ok and second.skipped == 1
         # Only recent changes are fetched again (one batch holding the failing page), not the whole space.
         assert fake.body_requests() == 1
@@ -406,12 +415,12 @@ def test_a_shutdown_stops_a_rebuild_and_keeps_the_old_index(core: Core, fake: Co
     import threading
 
     core.sync()
-    before = core.kb.active_name()
+    before = core.kb.summary().collection
     stop = threading.Event()
     stop.set()
     report = core.sync(full=True, stop=stop)
     assert not report.ok and "shutting down" in report.errors[0]
-    assert core.kb.active_name() == before
+    assert core.kb.summary().collection == before
 
 
 def test_after_a_model_change_questions_are_answered_lexically_until_the_rebuild(
@@ -485,12 +494,11 @@ def test_an_embedder_dying_mid_sync_keeps_every_page_whole_and_the_next_run_fini
         fake.edit_page(page_id, body=_body(f"Page {page_id} now says {MARKER}."))
     monkeypatch.setattr(rag.sync, "_GROUP_CHUNKS", 3)
     dying = _FailsOnCall(good=2)
-    report = sync_once(source=core.source, kb=core.kb, embedder=dying, chunker=_chunker())
+    report = sync_once(source=core.source, index=core.kb, embedder=dying, chunker=_chunker())
     assert not report.ok and "embedding failed" in report.errors[0]
     assert 0 < report.updated < len(edited)
 
-    index = core.kb.active()
-    assert index is not None
+    index = _vectors(core)
     by_page: dict[str, list[str]] = {}
     for chunk in index.all_chunks():
         by_page.setdefault(chunk.page_id, []).append(chunk.text)
@@ -498,8 +506,58 @@ def test_an_embedder_dying_mid_sync_keeps_every_page_whole_and_the_next_run_fini
     assert len(new) == report.updated
     assert all(len(by_page[p]) == 1 for p in new)  # the new one-paragraph body, no old chunk left over
 
-    again = sync_once(source=core.source, kb=core.kb, embedder=HashingEmbedder(), chunker=_chunker())
+    again = sync_once(source=core.source, index=core.kb, embedder=HashingEmbedder(), chunker=_chunker())
     assert again.ok and again.updated == len(edited) - report.updated
     chunks = index.all_chunks()
     assert sorted(c.page_id for c in chunks) == edited
     assert all(MARKER in c.text for c in chunks)
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def memory_kb(store: MemoryStore, tmp_path: Path) -> Iterator[KnowledgeBase]:
+    """The same ledger and switch over the in-memory store, whose drops can be made to fail."""
+    kb = KnowledgeBase(store, Ledger(tmp_path / "ledger.sqlite3"), prefix="mem")
+    yield kb
+    kb.close()
+
+
+def _sync_into(
+    kb: KnowledgeBase, core: Core, embedder: HashingEmbedder | None = None, **kw: Any
+) -> SyncReport:
+    from rag.sync import sync_once
+
+    return sync_once(
+        source=core.source, index=kb, embedder=embedder or HashingEmbedder(), chunker=_chunker(), **kw
+    )
+
+
+@pytest.mark.parametrize("rebuild_ok", [True, False], ids=["replaced", "failed-rebuild"])
+def test_a_collection_that_could_not_be_dropped_is_dropped_by_the_next_sync(
+    core: Core, memory_kb: KnowledgeBase, store: MemoryStore, rebuild_ok: bool
+) -> None:
+    assert _sync_into(memory_kb, core).ok
+    before = memory_kb.summary().collection
+    store.fail_drops(1)
+
+    rebuild = _sync_into(memory_kb, core, HashingEmbedder() if rebuild_ok else _BrokenEmbedder(), full=True)
+
+    # Readers see one whole collection (the new one, or the old one after a failed rebuild); the one
+    # that was to be dropped (the replaced one, or the failed rebuild) is still in the store.
+    active = memory_kb.summary().collection
+    assert rebuild.ok is rebuild_ok and (active != before) is rebuild_ok
+    assert len(store.names()) == 2 and active in store.names()
+    assert memory_kb.summary().chunks == _vectors_of(memory_kb).count() > 0
+
+    assert _sync_into(memory_kb, core).ok
+    assert store.names() == [active]
+
+
+def _vectors_of(kb: IndexReader) -> VectorIndex:
+    active = kb.active()
+    assert active is not None
+    return active.vectors

@@ -10,11 +10,17 @@ from rag.lexical import tokenize
 
 
 class HashingEmbedder:
+    """Implements rag.ports.Embedder: reads texts of any length, so nothing is ever truncated."""
+
+    max_seq_length: int | None = None
+    truncated = 0
+
     def __init__(self, *, dims: int = 256, name: str = "hashing-test") -> None:
         self.dims = dims
         self.name = name
         self.documents_embedded = 0
         self.calls = 0
+        self.closed = False
 
     @property
     def fingerprint(self) -> str:
@@ -35,3 +41,9 @@ class HashingEmbedder:
 
     def embed_query(self, text: str) -> list[float]:
         return self._vector(text)
+
+    def count_tokens(self, text: str) -> int:
+        return len(tokenize(text))
+
+    def close(self) -> None:
+        self.closed = True
