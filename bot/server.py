@@ -99,6 +99,7 @@ def build_web_app(
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         await runner.close()
+        await core.assistant.close()
 
     app.on_startup.append(start_scheduler)
     app.on_cleanup.append(stop)

@@ -65,7 +65,8 @@ class Conversation:
         self._sessions = sessions
         self._limits = limits or Limits()
         self._participants = participants or Participants()
-        self._slots = asyncio.Semaphore(self._limits.max_concurrent_answers)
+        # asyncio primitives belong to one event loop; a CLI or a test may run the core under several.
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._live: weakref.WeakValueDictionary[str, _Session] = weakref.WeakValueDictionary()
         # A reset past its deadline keeps running; the loop keeps only weak references to tasks.
         self._background: set[asyncio.Task[Reply]] = set()
@@ -102,7 +103,7 @@ class Conversation:
         session = self._session(session_key)
         async with session.turn:
             generation = session.generation
-            async with self._slots:
+            async with self._answer_slots():
                 reply = await self._answer(session_key, question)
             if reply.kind is ReplyKind.ANSWER:
                 await self._record(session, session_key, generation, question, reply)
@@ -205,6 +206,12 @@ class Conversation:
             return await clear()
 
     # ---- bookkeeping
+
+    def _answer_slots(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self._limits.max_concurrent_answers))
+        return self._slots[1]
 
     def _session(self, session_key: str) -> _Session:
         session = self._live.get(session_key)

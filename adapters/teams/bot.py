@@ -70,7 +70,7 @@ class WikiTeamsBot(ActivityHandler):  # type: ignore[misc]
             user_id=str(getattr(sender, "aad_object_id", None) or getattr(sender, "id", None) or ""),
             platform="teams",
             threaded=conversation_type == "channel",
-            has_files=bool(activity.attachments),
+            has_files=_has_files(activity),
         )
         answer = self._tasks.spawn(self._ask(message, _Typing(turn_context)))
         done, _ = await asyncio.wait({answer}, timeout=self._timing.reply_deadline_s)
@@ -136,6 +136,11 @@ class WikiTeamsBot(ActivityHandler):  # type: ignore[misc]
         if not activity.id or not conversation_id:
             return False
         return not self._recent.add_if_new(f"{conversation_id}\n{activity.id}")
+
+
+def _has_files(activity: Activity) -> bool:
+    # Teams attaches a text/html copy of many plain messages (a bare mention included): that is not a file.
+    return any(getattr(a, "content_type", "") != "text/html" for a in activity.attachments or [])
 
 
 def _spelled_out(text: str) -> str:

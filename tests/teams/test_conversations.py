@@ -185,10 +185,25 @@ async def test_a_bare_mention_gets_the_help(
         "conversationType": "channel",
         "tenantId": TENANT_ID,
     }
-    await teams.send(teams.activity("<at>WikiBot</at>", conversation=thread, entities=[mention()]))
+    bare = teams.activity("<at>WikiBot</at>", conversation=thread, entities=[mention()])
+    # Teams attaches an HTML copy of the message itself: that is not a file.
+    bare["attachments"] = [{"contentType": "text/html", "content": "<div><at>WikiBot</at></div>"}]
+    await teams.send(bare)
 
     [reply] = await connector.wait_for_messages(1)
     assert reply.text == texts.HELP
+    assert assistant.answerer.questions == []
+
+
+async def test_a_picture_without_text_gets_told_only_text_is_read(
+    teams: TeamsBot, connector: ConnectorFake, assistant: FakeAssistant
+) -> None:
+    picture = teams.activity("")
+    picture["attachments"] = [{"contentType": "image/png", "contentUrl": "https://example.com/screen.png"}]
+    await teams.send(picture)
+
+    [reply] = await connector.wait_for_messages(1)
+    assert reply.text == texts.FILE_ONLY
     assert assistant.answerer.questions == []
 
 
