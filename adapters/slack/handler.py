@@ -68,6 +68,8 @@ class SlackBot:
             name="wikibot",
             logger=logging.getLogger("adapters.slack.bolt"),
         )
+        self._app_id: str | None = None
+        self.app.use(self._only_this_installation)
         self.app.use(self._drop_redelivered_events)
         for event_type in EVENT_TYPES:
             self.app.event(event_type, middleware=[self._only_messages_for_the_bot])(self._on_message)
@@ -131,6 +133,39 @@ class SlackBot:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # ---- middleware and listeners: no awaiting of slow work in here
+
+    async def _only_this_installation(
+        self, body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        """A correctly signed request for another workspace or app (a shared signing secret, a replay) is
+        dropped: the bot answers only the workspace its token belongs to."""
+        installed = context.authorize_result
+        team, org, app = body.get("team_id"), body.get("enterprise_id"), body.get("api_app_id")
+        foreign = ""
+        if installed is not None and installed.team_id and isinstance(team, str) and team:
+            foreign = team if team != installed.team_id else ""
+        elif installed is not None and installed.enterprise_id and isinstance(org, str) and org:
+            foreign = org if org != installed.enterprise_id else ""
+        our_app = await self._own_app_id()
+        if not foreign and our_app and isinstance(app, str) and app and app != our_app:
+            foreign = app
+        if foreign:
+            log.warning("Slack: dropped a request for %s, which is not this installation", foreign[:40])
+            return _handled()
+        await next()
+        return None
+
+    async def _own_app_id(self) -> str:
+        """This app's id, from auth.test once; empty (no app check) if Slack does not say."""
+        if self._app_id is None:
+            try:
+                response = await self.client.auth_test()
+            except _SLACK_ERRORS as error:
+                log.warning("Slack: auth.test failed, the app id check waits: %s", _describe(error))
+                return ""
+            app_id = response.get("app_id")
+            self._app_id = app_id if isinstance(app_id, str) else ""
+        return self._app_id
 
     async def _drop_redelivered_events(
         self, body: dict[str, Any], next: Callable[[], Awaitable[None]]

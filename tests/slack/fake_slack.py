@@ -22,6 +22,7 @@ T = TypeVar("T")
 BOT_TOKEN = "xoxb-fake-bot-token"
 APP_TOKEN = "xapp-fake-app-token"
 TEAM_ID = "T0FAKE01"
+APP_ID = "A0FAKE"
 BOT_USER_ID = "U0WIKIBOT"
 BOT_ID = "B0WIKIBOT"
 
@@ -214,6 +215,7 @@ class FakeSlack:
             "team_id": TEAM_ID,
             "user_id": BOT_USER_ID,
             "bot_id": BOT_ID,
+            "app_id": APP_ID,
             "is_enterprise_install": False,
         }
 

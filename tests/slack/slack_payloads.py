@@ -10,7 +10,7 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from .fake_slack import BOT_ID, BOT_USER_ID, TEAM_ID
+from .fake_slack import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 CHANNEL = "C0GENERAL"
@@ -33,12 +33,14 @@ def sign(body: str, *, timestamp: int | None = None, secret: str = SIGNING_SECRE
     return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}"}
 
 
-def envelope(event: dict[str, Any], *, event_id: str | None = None, team: str = TEAM_ID) -> dict[str, Any]:
+def envelope(
+    event: dict[str, Any], *, event_id: str | None = None, team: str = TEAM_ID, app: str = APP_ID
+) -> dict[str, Any]:
     return {
         "token": "legacy-verification-token",
         "team_id": team,
         "context_team_id": team,
-        "api_app_id": "A0FAKE",
+        "api_app_id": app,
         "event": event,
         "type": "event_callback",
         "event_id": event_id or f"Ev0{next(_event_ids):08d}",
@@ -140,12 +142,14 @@ def own_message(
     return event
 
 
-def slash_command(*, channel: str, user: str = ALICE, command: str = "/wiki-reset", text: str = "") -> str:
+def slash_command(
+    *, channel: str, user: str = ALICE, command: str = "/wiki-reset", text: str = "", team: str = TEAM_ID
+) -> str:
     """The form body of a slash command (application/x-www-form-urlencoded)."""
     return urlencode(
         {
             "token": "legacy-verification-token",
-            "team_id": TEAM_ID,
+            "team_id": team,
             "team_domain": "fake",
             "channel_id": channel,
             "channel_name": "directmessage" if channel.startswith("D") else "general",
@@ -153,7 +157,7 @@ def slash_command(*, channel: str, user: str = ALICE, command: str = "/wiki-rese
             "user_name": user.lower(),
             "command": command,
             "text": text,
-            "api_app_id": "A0FAKE",
+            "api_app_id": APP_ID,
             "is_enterprise_install": "false",
             "response_url": "https://hooks.slack.test/commands/T0FAKE01/1/abc",
             "trigger_id": "1.2.abc",

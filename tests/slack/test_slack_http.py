@@ -10,7 +10,7 @@ import pytest
 from adapters.slack import texts
 from rag import texts as core_texts
 
-from .fake_slack import BOT_USER_ID, FakeSlack, Posted
+from .fake_slack import APP_ID, BOT_USER_ID, TEAM_ID, FakeSlack, Posted
 from .fake_slack_assistant import PAGE, FakeAssistant
 from .slack_harness import SlackServer
 from .slack_payloads import (
@@ -25,6 +25,7 @@ from .slack_payloads import (
     message,
     own_message,
     sign,
+    slash_command,
 )
 
 
@@ -529,3 +530,30 @@ async def test_a_slow_reset_is_still_acknowledged_in_time_saying_so(fake_slack: 
         await server.close()
     assert response.status == 200 and response.elapsed_s < 3.0
     assert response.json() == {"text": core_texts.RESET_SLOW, "response_type": "ephemeral"}
+
+
+@pytest.mark.parametrize(
+    ("team", "app"),
+    [
+        pytest.param("T0OTHER1", APP_ID, id="another-workspace"),
+        pytest.param(TEAM_ID, "A0OTHER", id="another-app"),
+    ],
+)
+async def test_a_signed_event_for_another_installation_is_not_answered(
+    slack: SlackServer, assistant: FakeAssistant, team: str, app: str
+):
+    response = await slack.deliver(envelope(dm("what is the VPN address?"), team=team, app=app))
+    await settle(slack)
+    assert response.status == 200, "acknowledged, so that Slack does not retry it"
+    assert assistant.asked == []
+
+
+async def test_a_slash_command_from_another_workspace_gets_no_reply_and_resets_nothing(
+    slack: SlackServer, fake_slack: FakeSlack, assistant: FakeAssistant
+):
+    await slack.event(dm("first question"))
+    await wait_answers(fake_slack, DM, None)
+    raw = slash_command(channel=DM, user=ALICE, team="T0OTHER1")
+    response = await slack.post(raw, sign(raw), content_type="application/x-www-form-urlencoded")
+    assert response.status == 200 and response.body == "", "no reply at all to another workspace"
+    assert assistant.asked[-1].text == "first question", "the command never reached the core"
