@@ -31,6 +31,13 @@ MODEL_DOWN_INTRO = {
     "fr": "_Le modèle de langage est indisponible pour le moment ; voici les passages du wiki les plus pertinents._",
 }
 LANGUAGE_NAMES = {"en": "English", "fr": "French"}
+# The prompt's data block is <passages>…</passages>: a page (or a question) that writes the tag itself
+# could close the block early and have what follows read as instructions. Its "<" becomes a look-alike.
+_DELIMITER = re.compile(r"<(\s*/?\s*passages\b)", re.IGNORECASE)
+
+
+def _inert(text: str) -> str:
+    return _DELIMITER.sub(r"‹\1", text)
 
 
 def _message_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
@@ -78,9 +85,11 @@ class Prompts:
         self, history: Sequence[Turn], question: str, hits: Sequence[Hit], language: str
     ) -> list[dict[str, str]]:
         passages = "\n\n".join(
-            f"[{n}] {h.chunk.title}"
-            + (f" › {h.chunk.section}" if h.chunk.section else "")
-            + f"\n{passage_body(h.chunk.text)}"
+            _inert(
+                f"[{n}] {h.chunk.title}"
+                + (f" › {h.chunk.section}" if h.chunk.section else "")
+                + f"\n{passage_body(h.chunk.text)}"
+            )
             for n, h in enumerate(hits, start=1)
         )
         template = ChatPromptTemplate.from_messages(
@@ -95,7 +104,9 @@ class Prompts:
         )
         history_msgs = [("human" if t.role == "user" else "ai", t.content) for t in history]
         return _message_dicts(
-            template.format_messages(rules=rules, history=history_msgs, passages=passages, question=question)
+            template.format_messages(
+                rules=rules, history=history_msgs, passages=passages, question=_inert(question)
+            )
         )
 
 
