@@ -29,6 +29,15 @@ def _top_k(value: str) -> int:
     return k
 
 
+def _session_id(value: str) -> str:
+    """A session id the stores accept: refused here in one line (exit 2), not by a traceback later."""
+    from rag.sessions import MAX_SESSION_ID_CHARS
+
+    if not 0 < len(value) <= MAX_SESSION_ID_CHARS or not value.isprintable():
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_SESSION_ID_CHARS} printable characters")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wikibot", description="Answers questions from your Confluence wiki."
@@ -52,11 +61,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="answer one question with cited pages")
     p.add_argument("question", help="the question, or - to read one question per line (one session)")
-    p.add_argument("--session", default=None, help="session id, to continue a conversation")
+    p.add_argument("--session", default=None, type=_session_id, help="session id, to continue a conversation")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("chat", help="a conversation in the terminal")
-    p.add_argument("--session", default=None)
+    p.add_argument("--session", default=None, type=_session_id)
 
     p = sub.add_parser("status", help="what the index holds and how the last syncs went")
     p.add_argument("--json", action="store_true")
@@ -302,7 +311,7 @@ def main(argv: list[str] | None = None, *, stdin: TextIO | None = None, stdout: 
 
             return run_demo(question=args.question, data_dir=Path(args.data_dir), out=out)
         settings = load_settings()
-        start_process(log_level=settings.log_level)
+        start_process(log_level=settings.log_level, secrets=settings.secret_values())
         if args.command in ("ingest", "sync"):
             return cmd_ingest(args, settings, out)
         if args.command == "search":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -163,6 +164,18 @@ class Settings(BaseSettings):
         if self.confluence_cloud is not None:
             return self.confluence_cloud
         return ".atlassian.net" in self.confluence_url or self.confluence_url.rstrip("/").endswith("/wiki")
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret, as the log redaction must know them (a Redis URL's password too)."""
+        values: list[str] = []
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if field.annotation is SecretStr and isinstance(value, SecretStr) and value.get_secret_value():
+                values.append(value.get_secret_value())
+        password = urlsplit(self.redis_url.get_secret_value()).password
+        if password:
+            values.append(unquote(password))
+        return tuple(values)
 
     @property
     def slack_enabled(self) -> bool:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from filelock import FileLock, Timeout
 
@@ -29,9 +31,53 @@ OFFLINE_ENVIRONMENT = {
     # The ingest reports its own progress; the model loader's bars only clutter logs.
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
 }
-# Chatty at INFO about every request they make; our own log lines say what matters.
-_NOISY_LOGGERS = ("httpx", "LiteLLM", "chromadb", "sentence_transformers", "urllib3", "atlassian")
+# Chatty at INFO about every request they make (our own log lines say what matters), and at DEBUG some echo
+# request headers or a provider's error with the API key in it: kept at WARNING even when LOG_LEVEL=DEBUG.
+_NOISY_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "openai",
+    "LiteLLM",
+    "litellm",
+    "chromadb",
+    "sentence_transformers",
+    "urllib3",
+    "atlassian",
+    "msal",
+)
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# A value from a request (a conversation id, a path) could hold a line break and forge a log line, or a
+# bidi control to disguise one: every control and format character of a message is written escaped.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_REDACTED = "[redacted]"
+_MIN_SECRET_CHARS = 6  # shorter values would redact ordinary words
+
+
+class SafeFormatter(logging.Formatter):
+    """Log lines that cannot be forged and never show a configured secret, whoever logs them."""
+
+    def __init__(self, fmt: str, secrets: Iterable[str] = ()) -> None:
+        super().__init__(fmt)
+        # Longest first, so a secret that contains another is redacted whole.
+        kept = sorted({s for s in secrets if len(s) >= _MIN_SECRET_CHARS}, key=len, reverse=True)
+        self._secrets = re.compile("|".join(re.escape(s) for s in kept)) if kept else None
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Tracebacks keep their lines; secrets are redacted everywhere, a traceback's locals included.
+        text = super().format(record)
+        return self._secrets.sub(_REDACTED, text) if self._secrets else text
+
+
+class _ProcessHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The process's own log handler; others (a test runner's) are left alone."""
+
+
+def escape_controls(text: str) -> str:
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
 
 class SyncBusy(Exception):
@@ -44,10 +90,16 @@ def harden_environment() -> None:
         os.environ.setdefault(name, value)
 
 
-def start_process(*, log_level: str) -> None:
+def start_process(*, log_level: str, secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
     """The start-up step of every `wikibot` command, run once before a command imports any library."""
     harden_environment()
-    logging.basicConfig(level=log_level, format=_LOG_FORMAT, stream=sys.stderr)
+    root = logging.getLogger()
+    for previous in [h for h in root.handlers if isinstance(h, _ProcessHandler)]:
+        root.removeHandler(previous)  # a second start in one process (tests, `demo` then a command)
+    handler = _ProcessHandler(stream or sys.stderr)
+    handler.setFormatter(SafeFormatter(_LOG_FORMAT, secrets))
+    root.addHandler(handler)
+    root.setLevel(log_level)
     for noisy in _NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

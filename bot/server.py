@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
 from filelock import Timeout
 
 from bot.app import Core, build_core
@@ -35,6 +37,36 @@ async def healthz(request: web.Request) -> web.Response:
         # for the admin token only; everyone sees how many there were.
         last["errors"] = len(last.get("errors") or [])
     return web.json_response(info, status=503 if failing else 200)
+
+
+# Credentials travel in the Authorization header only: a URL ends up in access logs, proxies and browser
+# history. A request that puts one in its query string is refused before any handler reads it.
+_CREDENTIAL_PARAMETERS = frozenset(
+    {"token", "access_token", "admin_token", "api_key", "apikey", "key", "auth", "authorization", "password"}
+)
+
+
+@web.middleware
+async def refuse_credentials_in_url(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if any(name.lower() in _CREDENTIAL_PARAMETERS for name in request.query):
+        return web.json_response(
+            {"error": "send credentials in the Authorization header, never in the URL"}, status=400
+        )
+    return await handler(request)
+
+
+async def _plain_server_header(_: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp would name itself and its version: a free hint for anyone matching known vulnerabilities.
+    response.headers["Server"] = "WikiBot"
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request: method, path and status; never the query string, which may carry secrets."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %s %s %.3fs", request.remote, request.method, request.path, response.status, time
+        )
 
 
 def _is_admin(request: web.Request, core: Core) -> bool:
@@ -66,7 +98,8 @@ def build_web_app(
     core: Core, *, with_scheduler: bool = True, interval_s: float | None = None
 ) -> web.Application:
     settings = core.settings
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[refuse_credentials_in_url])
+    app.on_response_prepare.append(_plain_server_header)
     runner = SyncRunner(core)
     app[CORE] = core
     app[RUNNER] = runner
@@ -126,7 +159,7 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
     if not settings.confluence_url:
         log.warning("CONFLUENCE_URL is not set: the scheduled sync is off")
     try:
-        web.run_app(build_web_app(core), host=host, port=port, print=None)
+        web.run_app(build_web_app(core), host=host, port=port, print=None, access_log_class=AccessLogger)
     finally:
         core.close()
         if lock.is_locked:
