@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,10 +24,16 @@ PRINTER_BODY = (
 
 
 @contextmanager
-def real_core(data_dir: Path, llm: FakeLLM) -> Iterator[Core]:
-    """A core whose only fakes are the remote services (and a fast hashing embedder)."""
+def real_core(
+    data_dir: Path,
+    llm: FakeLLM,
+    pages: Sequence[tuple[str, str, str]] = ((PRINTER_PAGE, "Printer setup", PRINTER_BODY),),
+) -> Iterator[Core]:
+    """A core whose only fakes are the remote services (and a fast hashing embedder); `pages` are
+    (id, title, storage body) added to the sample wiki."""
     with ConfluenceFake(username=USER, password=PASSWORD) as wiki:
-        wiki.add_page(page_id=PRINTER_PAGE, title="Printer setup", body=PRINTER_BODY)
+        for page_id, title, body in pages:
+            wiki.add_page(page_id=page_id, title=title, body=body)
         model = LiteLLMChatModel(
             model="openai/wiki-test", api_base=llm.url, api_key="k", timeout_s=30, num_retries=0
         )
