@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.slack.mrkdwn import escape, link, to_mrkdwn
+from adapters.slack.mrkdwn import link, to_mrkdwn
 from rag.markdown import closes_fence, fence_opening
+from rag.safe_text import clean
 from rag.types import Reply, Source
 
 # A section block's text is capped at 3000 characters; the margin leaves room for a reopened code fence.
@@ -38,13 +39,18 @@ def render_reply(reply: Reply, *, limit: int = SECTION_LIMIT) -> list[SlackMessa
     sources = sources_line(reply.sources)
     messages: list[SlackMessage] = []
     for index, part in enumerate(parts):
-        blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": part}}]
+        blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(part)}]
         text = part
         if sources and index == len(parts) - 1:
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": sources}]})
+            blocks.append({"type": "context", "elements": [_mrkdwn(sources)]})
             text = f"{part}\n\n{sources}"
         messages.append(SlackMessage(text=text, blocks=tuple(blocks)))
     return messages
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    # verbatim: Slack adds no links or mentions of its own to the text: every link in it is one we built.
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def render_notice(markdown: str) -> SlackMessage:
@@ -55,10 +61,11 @@ def render_notice(markdown: str) -> SlackMessage:
 def sources_line(sources: Sequence[Source]) -> str:
     links = []
     for number, source in enumerate(sources[:_MAX_SOURCES], start=1):
-        title = source.title.strip() or source.page_id or "page"
+        title = clean(source.title).strip() or source.page_id or "page"
         if len(title) > _TITLE_CHARS:
             title = title[: _TITLE_CHARS - 1].rstrip() + "…"
-        links.append(link(source.url, f"[{number}] {title}") if source.url else escape(f"[{number}] {title}"))
+        # link() shows a source whose URL is missing or not http(s) as inert text.
+        links.append(link(source.url, f"[{number}] {title}"))
     return ("*Sources:* " + " · ".join(links)) if links else ""
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from adapters.slack.mrkdwn import to_mrkdwn, to_plain
 from adapters.slack.render import render_reply, split_mrkdwn
+from rag.safe_text import URL
 from rag.types import Reply, Source
 
 WIKI = Source("1", "Deploy guide", "https://wiki.example.com/pages/1")
@@ -19,11 +22,12 @@ VPN = Source("2", "VPN", "https://wiki.example.com/pages/2?a=1&b=2")
         ("*italic* and _italic_", "_italic_ and _italic_"),
         ("***both***", "*_both_*"),
         ("~~gone~~", "~gone~"),
-        ("[the guide](https://wiki.example.com/x)", "<https://wiki.example.com/x|the guide>"),
-        ("[**bold label**](https://x.example.com)", "<https://x.example.com|bold label>"),
-        ("<https://wiki.example.com/y>", "<https://wiki.example.com/y|https://wiki.example.com/y>"),
-        ("[click](javascript:alert(1))", "[click](javascript:alert(1))"),  # text, never a live link
-        ("[click](javascript:void)", "click"),
+        # A link in the text is its label and its URL as code: only the renderer's own links are live.
+        ("[the guide](https://wiki.example.com/x)", "the guide (`https://wiki.example.com/x`)"),
+        ("[**bold label**](https://x.example.com)", "bold label (`https://x.example.com`)"),
+        ("<https://wiki.example.com/y>", "`https://wiki.example.com/y`"),
+        ("[click](javascript:alert(1))", "click (`javascript:alert(1)`)"),
+        ("![logo](https://t.example/pixel.png)", "logo (`https://t.example/pixel.png`)"),
         ("# Title\n## Sub", "*Title*\n*Sub*"),
         ("- one\n- two\n  - nested", "• one\n• two\n    ◦ nested"),
         ("* star bullet", "• star bullet"),
@@ -76,6 +80,68 @@ def test_a_title_cannot_break_the_link_syntax():
     assert "<!here>" not in sources
     assert sources.count("<") == sources.count(">") == 1  # one link, its label escaped
     assert sources.startswith("*Sources:* <https://wiki.example.com/p?q=%3Cx%3E%7Cy|")
+
+
+# Slack links <url|label> and <url>, and on its own any bare URL, host name or e-mail address outside code.
+_SLACK_LINK = re.compile(r"<([^<>|@#!][^<>|]*)(?:\|[^<>]*)?>")
+_CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
+
+
+def live_links(mrkdwn: str) -> list[str]:
+    """Every target a Slack reader could click in this mrkdwn (code spans and blocks link nothing)."""
+    targets = [m.group(1) for m in _SLACK_LINK.finditer(mrkdwn)]
+    prose = _SLACK_LINK.sub(" ", _CODE.sub(" ", mrkdwn))
+    return targets + [m.group(0) for m in URL.finditer(prose)]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "[click here](https://evil.example/x)",
+        "[1](https://evil.example/steal)",  # dressed as a citation
+        "see https://evil.example/phish.",
+        "<https://evil.example>",
+        "<https://evil.example|the official page>",
+        "write to evil@evil.example or visit evil.example/login",
+        "**www.evil.example**",
+        "[**bold** `code`](https://evil.example/x)",
+        "a stray ` then https://evil.example/x",  # the stray tick must not pair with ours
+        "`` nested ` tick https://evil.example/x ``",
+        "[x](<https://evil.example/a b>)",
+        "- item https://evil.example/list\n> quote https://evil.example/quote\n# head https://evil.example/h",
+    ],
+)
+def test_no_link_in_the_text_is_live_but_the_sources(hostile: str):
+    text = to_mrkdwn(hostile + " [1]", [WIKI])
+    assert live_links(text) == [WIKI.url], text
+    assert "evil" in text  # shown, as text: the reader still sees what the page or the model wrote
+
+
+def test_bidi_and_invisible_characters_are_removed_from_text_and_urls():
+    text = to_mrkdwn("read\u202e me\u200b https://evil.example/\u202egpj.exe \u2066x\u2069", [WIKI])
+    assert text == "read me `https://evil.example/gpj.exe` x"
+    # Emoji sequences keep their joiner; a joiner between ASCII letters hides nothing worth keeping.
+    assert to_mrkdwn("👩\u200d💻 e\u200dvil") == "👩\u200d💻 evil"
+
+
+def test_source_links_keep_their_target_with_invisibles_encoded_and_only_http_is_live():
+    sources = (
+        Source("5", "Gu\u202eide", "https://wiki.example.com/p/\u202e5"),
+        Source("6", "Script https://evil.example/t", "javascript:alert(1)"),
+    )
+    [message] = render_reply(Reply(text="x [1] [2]", sources=sources))
+    line = message.blocks[1]["elements"][0]["text"]
+    assert "<https://wiki.example.com/p/%E2%80%AE5|[1] Guide>" in line
+    assert live_links(line) == ["https://wiki.example.com/p/%E2%80%AE5"]
+    assert "\u202e" not in message.text
+    section = message.blocks[0]["text"]
+    assert live_links(section["text"]) == ["https://wiki.example.com/p/%E2%80%AE5"]  # [2] is no http page
+
+
+def test_every_mrkdwn_object_is_verbatim_so_slack_adds_no_links_of_its_own():
+    [message] = render_reply(Reply(text="x [1]", sources=(WIKI,)))
+    texts = [message.blocks[0]["text"], *message.blocks[1]["elements"]]
+    assert all(text["verbatim"] is True for text in texts)
 
 
 def test_splitting_keeps_every_line_and_code_blocks_balanced():
