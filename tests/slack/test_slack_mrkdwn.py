@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from adapters.slack.mrkdwn import to_mrkdwn, to_plain
 from adapters.slack.render import render_reply, split_mrkdwn
-from rag.safe_text import URL
 from rag.types import Reply, Source
+from tests.links import slack_live_links as live_links
 
 WIKI = Source("1", "Deploy guide", "https://wiki.example.com/pages/1")
 VPN = Source("2", "VPN", "https://wiki.example.com/pages/2?a=1&b=2")
@@ -80,18 +78,6 @@ def test_a_title_cannot_break_the_link_syntax():
     assert "<!here>" not in sources
     assert sources.count("<") == sources.count(">") == 1  # one link, its label escaped
     assert sources.startswith("*Sources:* <https://wiki.example.com/p?q=%3Cx%3E%7Cy|")
-
-
-# Slack links <url|label> and <url>, and on its own any bare URL, host name or e-mail address outside code.
-_SLACK_LINK = re.compile(r"<([^<>|@#!][^<>|]*)(?:\|[^<>]*)?>")
-_CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
-
-
-def live_links(mrkdwn: str) -> list[str]:
-    """Every target a Slack reader could click in this mrkdwn (code spans and blocks link nothing)."""
-    targets = [m.group(1) for m in _SLACK_LINK.finditer(mrkdwn)]
-    prose = _SLACK_LINK.sub(" ", _CODE.sub(" ", mrkdwn))
-    return targets + [m.group(0) for m in URL.finditer(prose)]
 
 
 @pytest.mark.parametrize(

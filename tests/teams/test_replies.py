@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
 from adapters.teams.markdown import to_teams_markdown
 from adapters.teams.replies import MAX_CITATIONS, answer_activity, reply_activity
-from rag.safe_text import URL
 from rag.types import Reply, Source
+from tests.links import TEAMS_MARKUP, invisible
+from tests.links import teams_live_links as live_links
 
 
 def sources(n: int) -> tuple[Source, ...]:
@@ -43,18 +43,6 @@ def test_an_answer_without_sources_has_no_citation_entity_and_extractive_is_not_
     assert not plain.serialize().get("entities")
     extractive = answer_activity(Reply(text="From the page [1].", sources=sources(1), mode="extractive"))
     assert "additionalType" not in extractive.serialize()["entities"][0]
-
-
-# Teams links markdown links and images, <a> tags and, on its own, bare URLs, host names and e-mail addresses.
-_TEAMS_LINK = re.compile(r"\]\(\s*<?([^)\s>]*)")
-_CODE = re.compile(r"(`{3,}).*?\1|`[^`\n]*`", re.DOTALL)
-
-
-def live_links(markdown: str) -> list[str]:
-    """Every target a Teams reader could click in this markdown (code links nothing)."""
-    prose = _CODE.sub(" ", markdown)
-    targets = [m.group(1) for m in _TEAMS_LINK.finditer(prose)]
-    return targets + [m.group(0) for m in URL.finditer(_TEAMS_LINK.sub(" ", prose))]
 
 
 WIKI = Source("1", "Deploy guide", "https://wiki.example.com/p/1")
@@ -96,20 +84,20 @@ def test_no_link_in_the_text_is_live_but_the_sources(hostile: str) -> None:
 def test_no_markup_from_the_text_reaches_teams(hostile: str) -> None:
     for reply in (Reply(text=hostile, sources=(WIKI,)), Reply.notice(hostile)):
         text = reply_activity(reply).serialize()["text"]
-        assert not re.search(r"<(img|a|at)\b", text, re.IGNORECASE), text
+        assert not TEAMS_MARKUP.search(text), text
         assert "at&gt;Everyone" in text or "img src" in text or "href" in text  # still shown, escaped
 
 
 def test_a_title_with_markup_is_escaped_in_the_sources_list_and_plain_in_the_citation() -> None:
     evil = Source("9", "<img src=x onerror=alert(1)> [x](https://evil.example) <at>All</at>\u202e", WIKI.url)
     activity = answer_activity(Reply(text="See [1].", sources=(evil,))).serialize()
-    assert not re.search(r"<(img|a|at)\b", activity["text"])
+    assert not TEAMS_MARKUP.search(activity["text"])
     assert live_links(activity["text"]) == [WIKI.url]
     appearance = activity["entities"][0]["citation"][0]["appearance"]
     assert appearance["name"] == "x All"
     assert "<" not in appearance["abstract"] and "](" not in appearance["abstract"]
     assert appearance["url"] == WIKI.url
-    assert "\u202e" not in json.dumps(activity, ensure_ascii=False)
+    assert invisible(json.dumps(activity, ensure_ascii=False)) == []
 
 
 def test_a_source_url_is_live_only_when_http_and_keeps_its_target_with_invisibles_encoded() -> None:
