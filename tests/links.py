@@ -10,14 +10,19 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from rag.safe_text import URL
-
+# What a client links without markup, read more broadly than the renderers' own pattern (rag/safe_text.py), so a
+# gap there shows here: anything with a scheme, "www.", an e-mail address, any dotted name ending in letters.
+_AUTOLINKABLE = re.compile(
+    r"[A-Za-z][\w+.-]*:(?://|(?=[\w.+-]+@))[^\s`]+|\bwww\.[^\s`]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    r"|(?<![\w.])[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-])[^\s`]*"
+)
 _CODE = re.compile(r"(`{3,}).*?\1|`[^`\n]*`", re.DOTALL)
 # Slack: <url|label> and <url>; <@user>, <#channel> and <!here> are mentions, not links.
 _SLACK_LINK = re.compile(r"<([^<>|@#!][^<>|]*)(?:\|[^<>]*)?>")
 _SLACK_MENTION = re.compile(r"<[@#!]")
 # Teams: a markdown link or image, and an <a href> tag.
 _TEAMS_LINK = re.compile(r"\]\(\s*<?([^)\s>]*)|<a\s[^>]*href\s*=\s*[\"']?([^\"'\s>]*)", re.IGNORECASE)
+_DEFINITION = re.compile(r"^\s{0,3}\[[^\]\n]+\]:\s*(\S*)", re.MULTILINE)
 TEAMS_MARKUP = re.compile(r"<\s*(img|a|at)\b", re.IGNORECASE)
 _JOINERS = "\u200c\u200d"
 
@@ -25,7 +30,7 @@ _JOINERS = "\u200c\u200d"
 def slack_live_links(mrkdwn: str) -> list[str]:
     targets = [m.group(1) for m in _SLACK_LINK.finditer(mrkdwn)]
     prose = _SLACK_LINK.sub(" ", _CODE.sub(" ", mrkdwn))
-    return targets + [m.group(0) for m in URL.finditer(prose)]
+    return targets + [m.group(0) for m in _AUTOLINKABLE.finditer(prose)]
 
 
 def slack_mentions(mrkdwn: str) -> list[str]:
@@ -33,9 +38,12 @@ def slack_mentions(mrkdwn: str) -> list[str]:
 
 
 def teams_live_links(markdown: str) -> list[str]:
+    # Markdown reads "\`" as a backtick that opens no code span, and "[x]: url" as a link definition.
+    markdown = markdown.replace("\\\\", "\ue000").replace("\\`", "'")
     prose = _CODE.sub(" ", markdown)
     targets = [m.group(1) or m.group(2) for m in _TEAMS_LINK.finditer(prose)]
-    return targets + [m.group(0) for m in URL.finditer(_TEAMS_LINK.sub(" ", prose))]
+    targets += [m.group(1) for m in _DEFINITION.finditer(prose)]
+    return targets + [m.group(0) for m in _AUTOLINKABLE.finditer(_TEAMS_LINK.sub(" ", prose))]
 
 
 def invisible(text: str) -> list[str]:

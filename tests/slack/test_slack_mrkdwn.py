@@ -26,6 +26,9 @@ VPN = Source("2", "VPN", "https://wiki.example.com/pages/2?a=1&b=2")
         ("<https://wiki.example.com/y>", "`https://wiki.example.com/y`"),
         ("[click](javascript:alert(1))", "click (`javascript:alert(1)`)"),
         ("![logo](https://t.example/pixel.png)", "logo (`https://t.example/pixel.png`)"),
+        ("see https://t.example/a_(b). Then", "see `https://t.example/a_(b`). Then"),  # the sentence's dot
+        ("mail ops@t.example or t.example/x", "mail `ops@t.example` or `t.example/x`"),
+        ("run setup.py, e.g. v1.2", "run `setup.py`, e.g. v1.2"),  # any dotted name a client could link
         ("# Title\n## Sub", "*Title*\n*Sub*"),
         ("- one\n- two\n  - nested", "• one\n• two\n    ◦ nested"),
         ("* star bullet", "• star bullet"),
