@@ -100,18 +100,24 @@ def _hard_wrap(lines: list[str], width: int) -> list[str]:
             cut = line.rfind(" ", 0, width)
             cut = cut if cut > width // 2 else width
             cut = _outside_markup(line, cut)
-            wrapped.append(line[:cut])
-            line = line[cut:].lstrip(" ")
+            head, line = line[:cut], line[cut:].lstrip(" ")
+            if head.count("`") % 2:  # a code span longer than a message: closed here, reopened in the next
+                head, line = head + "`", "`" + line
+            wrapped.append(head)
         wrapped.append(line)
     return wrapped
 
 
 def _outside_markup(line: str, cut: int) -> int:
-    """Moves a cut back so it splits neither a <url|label> link nor an &amp; entity."""
+    """Moves a cut back so it splits neither a <url|label> link, an inline code span nor an &amp; entity."""
     head = line[:cut]
     opening = head.rfind("<")
     if opening > head.rfind(">") and opening > 0:
         return opening
+    # Half a code span would leave the URL it holds as bare text, which Slack links.
+    tick = head.rfind("`")
+    if head.count("`") % 2 and tick > 0:
+        return tick
     amp = head.rfind("&")
     if amp > head.rfind(";") and cut - amp < 6 and amp > 0:
         return amp

@@ -152,6 +152,14 @@ def test_a_single_huge_line_is_wrapped_without_cutting_a_link():
     assert sum(part.count(link) for part in parts) == 6
 
 
+def test_a_huge_line_is_never_cut_inside_a_code_span_holding_a_url():
+    urls = [f"https://evil.example/{n:03d}/" + "p" * (100 * n) for n in range(1, 12)]
+    text = to_mrkdwn(" ".join(f"word{n} {url}" for n, url in enumerate(urls)))
+    parts = split_mrkdwn(text, limit=700)
+    assert len(parts) > 5
+    assert all(part.count("`") % 2 == 0 and live_links(part) == [] for part in parts)
+
+
 @pytest.mark.parametrize(
     ("slack_text", "plain"),
     [
