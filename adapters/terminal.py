@@ -7,6 +7,7 @@ import sys
 from typing import TextIO
 
 from rag.ports import Assistant
+from rag.safe_text import clean
 from rag.types import IncomingMessage, Reply
 
 PROMPT = "you> "
@@ -14,11 +15,15 @@ _QUIT = {"/quit", "/exit", "quit", "exit"}
 
 
 def render(reply: Reply) -> str:
-    lines = [reply.text]
+    # Wiki text and model output reach the terminal as plain text, without the characters that would reorder
+    # it (bidi controls), hide it (zero-width) or drive the terminal (escape sequences).
+    lines = [clean(reply.text)]
     if reply.sources:
         lines.append("")
         lines.append("Sources:")
-        lines.extend(f"  [{n}] {s.title} - {s.url}" for n, s in enumerate(reply.sources, start=1))
+        lines.extend(
+            f"  [{n}] {clean(s.title)} - {clean(s.url)}" for n, s in enumerate(reply.sources, start=1)
+        )
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ CITATION = re.compile(_BRACKET_SOURCE)
 CITATION_RUN = re.compile(rf"(?<![\w\])]){_BRACKET_SOURCE}(?:[ \t]*{_BRACKET_SOURCE})*")
 _RANGE_DASH = re.compile(r"[–—]")
 # A code span stays within its paragraph: a stray tick must not swallow the next one's citations.
-_INLINE_CODE = re.compile(r"(?<!`)(`+)(?!`)(?:(?!\n[ \t]*\n).)+?(?<!`)\1(?!`)", re.DOTALL)
+INLINE_CODE = re.compile(r"(?<!`)(`+)(?!`)(?:(?!\n[ \t]*\n).)+?(?<!`)\1(?!`)", re.DOTALL)
 
 
 def fence_opening(line: str) -> str | None:
@@ -80,4 +80,4 @@ def code_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _inline_code(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    return [(m.start(), m.end()) for m in _INLINE_CODE.finditer(text, start, end)]
+    return [(m.start(), m.end()) for m in INLINE_CODE.finditer(text, start, end)]

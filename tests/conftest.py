@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fakes.redis_server",
     "tests.fakes.chroma_server",
     "tests.e2e_core",
+    "tests.teams.identity",  # one identity provider per process: the Bot Framework SDK caches its key
 ]
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,14 @@ from tests.fakes.embedder import HashingEmbedder
 from tests.fakes.llm_server import FakeLLM, content_text
 from tests.support import PASSWORD, USER, make_core, settings_for
 
+
+@dataclass(frozen=True)
+class WikiPage:
+    page_id: str
+    title: str
+    body: str  # storage format
+
+
 PRINTER_PAGE = "9500"
 PRINTER_BODY = (
     "<h1>Printers</h1><p>The floor printer is called quillprint7 and uses the queue OPS-PRN.</p>"
@@ -24,16 +33,12 @@ PRINTER_BODY = (
 
 
 @contextmanager
-def real_core(
-    data_dir: Path,
-    llm: FakeLLM,
-    pages: Sequence[tuple[str, str, str]] = ((PRINTER_PAGE, "Printer setup", PRINTER_BODY),),
-) -> Iterator[Core]:
-    """A core whose only fakes are the remote services (and a fast hashing embedder); `pages` are
-    (id, title, storage body) added to the sample wiki."""
+def real_core(data_dir: Path, llm: FakeLLM, *, pages: Sequence[WikiPage] = ()) -> Iterator[Core]:
+    """A core whose only fakes are the remote services (and a fast hashing embedder); `pages` join the wiki."""
     with ConfluenceFake(username=USER, password=PASSWORD) as wiki:
-        for page_id, title, body in pages:
-            wiki.add_page(page_id=page_id, title=title, body=body)
+        wiki.add_page(page_id=PRINTER_PAGE, title="Printer setup", body=PRINTER_BODY)
+        for page in pages:
+            wiki.add_page(page_id=page.page_id, title=page.title, body=page.body)
         model = LiteLLMChatModel(
             model="openai/wiki-test", api_base=llm.url, api_key="k", timeout_s=30, num_retries=0
         )

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.terminal import PROMPT, chat
+from adapters.terminal import PROMPT, chat, render
 from bot.app import Core
+from rag.types import Reply, Source
 from tests.e2e_core import PRINTER_PAGE, reset_voids_the_answer_in_flight
 from tests.fakes.llm_server import FakeLLM
 
@@ -67,3 +68,16 @@ async def test_a_reset_while_an_answer_is_in_flight_leaves_no_history(
 ) -> None:
     asking, resetting = terminals
     await reset_voids_the_answer_in_flight(e2e_llm, asking.type, lambda: resetting.type("reset"))
+
+
+def test_the_terminal_shows_no_bidi_control_zero_width_character_or_escape_sequence() -> None:
+    source = Source("1", "Gu\u202eide", "https://wiki.example.com/p/\u200b1")
+    shown = render(
+        Reply(
+            text="read\u202e me\u200b \x1b]8;;https://evil.example\x1b\\here\x1b]8;;\x1b\\", sources=(source,)
+        )
+    )
+    assert (
+        shown
+        == "read me ]8;;https://evil.example\\here]8;;\\\n\nSources:\n  [1] Guide - https://wiki.example.com/p/1"
+    )

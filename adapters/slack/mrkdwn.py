@@ -3,6 +3,10 @@
 Slack's mrkdwn is not markdown: bold is *one star*, links are <url|label>, there are no headings, and &, < and >
 must be escaped. Escaping everything the model wrote also means the bot can never post a live <!channel> or
 <@user> ping, whatever the model or the wiki says.
+
+The only live links are the ones built here from the reply's sources (a `[n]` citation, the Sources line). A link
+the model or the wiki writes (`[label](url)`, `<url>`, a bare URL, host name or e-mail address, which Slack would
+link on its own) is shown as its label and the URL in inline code, where Slack links nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import re
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from rag.markdown import CITATION, CITATION_RUN, citation_numbers, closes_fence, fence_opening
+from rag.markdown import CITATION, CITATION_RUN, INLINE_CODE, citation_numbers, closes_fence, fence_opening
+from rag.safe_text import ANGLE_LINK, MARKDOWN_LINK, URL, clean, is_web_url
 from rag.types import Source
 
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
@@ -19,14 +24,11 @@ _BULLET = re.compile(r"^(\s*)[-*+]\s+(.*)$")
 _NUMBERED = re.compile(r"^(\s*)(\d{1,3})[.)]\s+(.*)$")
 _QUOTE = re.compile(r"^\s{0,3}>\s?(.*)$")
 _RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
-_INLINE_CODE = re.compile(r"(`+)(.+?)\1")
-_LINK = re.compile(r"\[([^\[\]]+)\]\(\s*<?([^()\s<>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-_AUTOLINK = re.compile(r"<((?:https?|mailto):[^<>\s]+)>")
 _BOLD_ITALIC = re.compile(r"\*\*\*(?=\S)(.+?)(?<=\S)\*\*\*")
 _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _ITALIC_STAR = re.compile(r"(?<![*\w])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![*\w])")
 _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
-# Placeholders use private-use characters, which neither the model's text nor the escaping produce.
+# Placeholders use private-use characters, which clean() removes from the model's text.
 _SLOT = "\ue000{}\ue001"
 _SLOT_RE = re.compile("\ue000(\\d+)\ue001")
 _BOLD_MARK = "\ue002"
@@ -37,24 +39,37 @@ def escape(text: str) -> str:
 
 
 def safe_url(url: str) -> str | None:
-    """A URL fit for <url|label>, or None when it is not http(s)/mailto (javascript:, relative paths)."""
+    """A source URL fit for <url|label>, or None when it is not http(s) (javascript:, mailto:, relative paths)."""
     url = url.strip()
-    if not re.match(r"^(https?://|mailto:)", url, re.IGNORECASE):
+    if not is_web_url(url):
         return None
-    # The characters that would end or split Slack's <url|label> syntax.
+    # The characters that would end or split Slack's <url|label> syntax; non-ASCII (bidi controls included) is
+    # percent-encoded by quote, so the link keeps its target and shows nothing invisible.
     return quote(url, safe=":/?#[]@!$&'()*+,;=%~-._")
 
 
 def link(url: str, label: str) -> str:
+    """A live link: only ever to a source's URL, which the renderer takes from the Reply, never from text."""
     target = safe_url(url)
-    label = escape(label.replace("|", "/"))
     if target is None:
-        return label
-    return f"<{target.replace('&', '&amp;')}|{label}>"
+        return inert(label)
+    return f"<{target.replace('&', '&amp;')}|{escape(clean(label).replace('|', '/'))}>"
+
+
+def inert(text: str) -> str:
+    """Text from outside (a page title) as mrkdwn in which nothing is a link or a mention."""
+    return _inline(clean(text), ())
+
+
+def code(text: str) -> str:
+    """Inline code: a backtick inside would end it early and let the rest (a URL) out, so it becomes ˋ."""
+    text = escape(text.replace("`", "ˋ").strip())
+    return f"`{text}`" if text else ""
 
 
 def to_mrkdwn(markdown: str, sources: Sequence[Source] = ()) -> str:
     """Converts the model's markdown; `[n]` citations become links to the n-th source's page."""
+    markdown = clean(markdown)
     out: list[str] = []
     code: list[str] | None = None
     fence = ""
@@ -107,11 +122,13 @@ def _inline(text: str, sources: Sequence[Source]) -> str:
         slots.append(value)
         return _SLOT.format(len(slots) - 1)
 
-    text = _INLINE_CODE.sub(lambda m: keep(f"`{escape(m.group(2).strip())}`"), text)
-    text = _LINK.sub(lambda m: keep(link(m.group(2), _plain_label(m.group(1)))), text)
-    text = _AUTOLINK.sub(lambda m: keep(link(m.group(1), m.group(1))), text)
+    text = INLINE_CODE.sub(lambda m: keep(code(m.group(0).strip("`"))), text)
+    text = MARKDOWN_LINK.sub(lambda m: keep(_inert_link(m.group("label"), m.group("dest"), slots)), text)
+    text = ANGLE_LINK.sub(lambda m: keep(_inert_link(m.group("label") or "", m.group("dest"), slots)), text)
+    text = URL.sub(lambda m: keep(code(m.group(0))), text)
     text = CITATION_RUN.sub(lambda m: keep(_citations(m.group(0), sources)), text)
-    text = escape(text)
+    # A backtick left over opens no code span of its own: it must not pair with one of ours.
+    text = escape(text).replace("`", "ˋ")
     text = _BOLD_ITALIC.sub(lambda m: f"{_BOLD_MARK}_{m.group(1)}_{_BOLD_MARK}", text)
     text = _BOLD.sub(lambda m: f"{_BOLD_MARK}{m.group(2)}{_BOLD_MARK}", text)
     text = _ITALIC_STAR.sub(r"_\1_", text)
@@ -120,8 +137,20 @@ def _inline(text: str, sources: Sequence[Source]) -> str:
     return _SLOT_RE.sub(lambda m: slots[int(m.group(1))], text)
 
 
+def _inert_link(label: str, url: str, slots: list[str]) -> str:
+    """A link the model or the wiki wrote, as text: its label, then its URL as code (never clickable)."""
+    url = url.strip("<> ")
+    label = _plain_label(label)
+    if not label or label == url:
+        return code(url)
+    # The label may hold code spans already kept (as placeholders): they go back in as rendered.
+    pieces = _SLOT_RE.split(label)
+    shown = "".join(slots[int(p)] if i % 2 else _inline(p, ()) for i, p in enumerate(pieces))
+    return f"{shown} ({code(url)})" if url else shown
+
+
 def _plain_label(label: str) -> str:
-    return re.sub(r"(\*\*|__|\*|`)", "", label).strip() or label
+    return re.sub(r"(\*\*|__|\*)", "", label).strip()
 
 
 def _citations(run: str, sources: Sequence[Source]) -> str:

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.slack.mrkdwn import escape, link, to_mrkdwn
+from adapters.slack.mrkdwn import link, to_mrkdwn
 from rag.markdown import closes_fence, fence_opening
+from rag.safe_text import clean
 from rag.types import Reply, Source
 
 # A section block's text is capped at 3000 characters; the margin leaves room for a reopened code fence.
@@ -38,13 +39,18 @@ def render_reply(reply: Reply, *, limit: int = SECTION_LIMIT) -> list[SlackMessa
     sources = sources_line(reply.sources)
     messages: list[SlackMessage] = []
     for index, part in enumerate(parts):
-        blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": part}}]
+        blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(part)}]
         text = part
         if sources and index == len(parts) - 1:
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": sources}]})
+            blocks.append({"type": "context", "elements": [_mrkdwn(sources)]})
             text = f"{part}\n\n{sources}"
         messages.append(SlackMessage(text=text, blocks=tuple(blocks)))
     return messages
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    # verbatim: Slack adds no links or mentions of its own to the text: every link in it is one we built.
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def render_notice(markdown: str) -> SlackMessage:
@@ -55,10 +61,11 @@ def render_notice(markdown: str) -> SlackMessage:
 def sources_line(sources: Sequence[Source]) -> str:
     links = []
     for number, source in enumerate(sources[:_MAX_SOURCES], start=1):
-        title = source.title.strip() or source.page_id or "page"
+        title = clean(source.title).strip() or source.page_id or "page"
         if len(title) > _TITLE_CHARS:
             title = title[: _TITLE_CHARS - 1].rstrip() + "…"
-        links.append(link(source.url, f"[{number}] {title}") if source.url else escape(f"[{number}] {title}"))
+        # link() shows a source whose URL is missing or not http(s) as inert text.
+        links.append(link(source.url, f"[{number}] {title}"))
     return ("*Sources:* " + " · ".join(links)) if links else ""
 
 
@@ -93,18 +100,24 @@ def _hard_wrap(lines: list[str], width: int) -> list[str]:
             cut = line.rfind(" ", 0, width)
             cut = cut if cut > width // 2 else width
             cut = _outside_markup(line, cut)
-            wrapped.append(line[:cut])
-            line = line[cut:].lstrip(" ")
+            head, line = line[:cut], line[cut:].lstrip(" ")
+            if head.count("`") % 2:  # a code span longer than a message: closed here, reopened in the next
+                head, line = head + "`", "`" + line
+            wrapped.append(head)
         wrapped.append(line)
     return wrapped
 
 
 def _outside_markup(line: str, cut: int) -> int:
-    """Moves a cut back so it splits neither a <url|label> link nor an &amp; entity."""
+    """Moves a cut back so it splits neither a <url|label> link, an inline code span nor an &amp; entity."""
     head = line[:cut]
     opening = head.rfind("<")
     if opening > head.rfind(">") and opening > 0:
         return opening
+    # Half a code span would leave the URL it holds as bare text, which Slack links.
+    tick = head.rfind("`")
+    if head.count("`") % 2 and tick > 0:
+        return tick
     amp = head.rfind("&")
     if amp > head.rfind(";") and cut - amp < 6 and amp > 0:
         return amp

@@ -3,6 +3,8 @@
 Citations: Teams renders each `[n]` of the text as a pill that opens the cited page (a schema.org Message
 entity with one Claim per source, at most 10, as Teams allows). Clients that ignore the entity (the
 Bot Framework Emulator, notifications) still get a "Sources" list of markdown links under the answer.
+Those are the only live links: the text itself goes through `to_teams_markdown`, where every link, HTML tag
+and mention from the model or the wiki is inert text.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from botbuilder.schema import Activity, ActivityTypes, Entity
 
+from adapters.teams.markdown import link_label, plain, source_url, to_teams_markdown
 from rag import texts
 from rag.types import Reply, ReplyKind, Source
 
@@ -38,26 +41,27 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _link_label(title: str) -> str:
-    # Brackets in a title would end the markdown link text early.
-    return title.replace("[", "(").replace("]", ")").strip() or "page"
-
-
 def _sources_block(sources: tuple[Source, ...]) -> str:
-    lines = [f"{i}. [{_link_label(s.title)}]({s.url})" for i, s in enumerate(sources, start=1) if s.url]
+    lines = [
+        f"{i}. [{link_label(s.title)}]({url})"
+        for i, s in enumerate(sources, start=1)
+        if (url := source_url(s.url)) is not None
+    ]
     return "\n\n**Sources**\n\n" + "\n".join(lines) if lines else ""
 
 
 def citation_entity(sources: tuple[Source, ...], *, ai_generated: bool) -> _OpenEntity | None:
     claims: list[dict[str, Any]] = []
     for position, source in enumerate(sources[:MAX_CITATIONS], start=1):
+        title = plain(source.title) or "Wiki page"
         appearance: dict[str, Any] = {
             "@type": "DigitalDocument",
-            "name": _clip(source.title or "Wiki page", _NAME_MAX),
-            "abstract": _clip(f"Confluence page: {source.title}", _ABSTRACT_MAX),
+            "name": _clip(title, _NAME_MAX),
+            "abstract": _clip(f"Confluence page: {title}", _ABSTRACT_MAX),
         }
-        if source.url:
-            appearance["url"] = source.url
+        url = source_url(source.url)
+        if url is not None:
+            appearance["url"] = url
         claims.append({"@type": "Claim", "position": position, "appearance": appearance})
     if not claims:
         return None
@@ -81,7 +85,7 @@ def reply_activity(reply: Reply) -> Activity:
 
 def answer_activity(reply: Reply) -> Activity:
     sources = reply.sources[:MAX_CITATIONS]
-    text = (reply.text.strip() or texts.FAILURE) + _sources_block(sources)
+    text = (to_teams_markdown(reply.text) or texts.FAILURE) + _sources_block(sources)
     entity = citation_entity(sources, ai_generated=reply.mode == "llm")
     return Activity(
         type=ActivityTypes.message,
@@ -92,7 +96,8 @@ def answer_activity(reply: Reply) -> Activity:
 
 
 def text_activity(text: str) -> Activity:
-    return Activity(type=ActivityTypes.message, text=text, text_format="markdown")
+    """A message in the bot's own words, escaped all the same: a notice may quote what it was sent."""
+    return Activity(type=ActivityTypes.message, text=to_teams_markdown(text), text_format="markdown")
 
 
 def typing_activity() -> Activity:

@@ -7,6 +7,7 @@ import pytest
 from adapters.slack.mrkdwn import to_mrkdwn, to_plain
 from adapters.slack.render import render_reply, split_mrkdwn
 from rag.types import Reply, Source
+from tests.links import slack_live_links as live_links
 
 WIKI = Source("1", "Deploy guide", "https://wiki.example.com/pages/1")
 VPN = Source("2", "VPN", "https://wiki.example.com/pages/2?a=1&b=2")
@@ -19,11 +20,15 @@ VPN = Source("2", "VPN", "https://wiki.example.com/pages/2?a=1&b=2")
         ("*italic* and _italic_", "_italic_ and _italic_"),
         ("***both***", "*_both_*"),
         ("~~gone~~", "~gone~"),
-        ("[the guide](https://wiki.example.com/x)", "<https://wiki.example.com/x|the guide>"),
-        ("[**bold label**](https://x.example.com)", "<https://x.example.com|bold label>"),
-        ("<https://wiki.example.com/y>", "<https://wiki.example.com/y|https://wiki.example.com/y>"),
-        ("[click](javascript:alert(1))", "[click](javascript:alert(1))"),  # text, never a live link
-        ("[click](javascript:void)", "click"),
+        # A link in the text is its label and its URL as code: only the renderer's own links are live.
+        ("[the guide](https://wiki.example.com/x)", "the guide (`https://wiki.example.com/x`)"),
+        ("[**bold label**](https://x.example.com)", "bold label (`https://x.example.com`)"),
+        ("<https://wiki.example.com/y>", "`https://wiki.example.com/y`"),
+        ("[click](javascript:alert(1))", "click (`javascript:alert(1)`)"),
+        ("![logo](https://t.example/pixel.png)", "logo (`https://t.example/pixel.png`)"),
+        ("see https://t.example/a_(b). Then", "see `https://t.example/a_(b`). Then"),  # the sentence's dot
+        ("mail ops@t.example or t.example/x", "mail `ops@t.example` or `t.example/x`"),
+        ("run setup.py, e.g. v1.2", "run `setup.py`, e.g. v1.2"),  # any dotted name a client could link
         ("# Title\n## Sub", "*Title*\n*Sub*"),
         ("- one\n- two\n  - nested", "• one\n• two\n    ◦ nested"),
         ("* star bullet", "• star bullet"),
@@ -78,6 +83,56 @@ def test_a_title_cannot_break_the_link_syntax():
     assert sources.startswith("*Sources:* <https://wiki.example.com/p?q=%3Cx%3E%7Cy|")
 
 
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "[click here](https://evil.example/x)",
+        "[1](https://evil.example/steal)",  # dressed as a citation
+        "see https://evil.example/phish.",
+        "<https://evil.example>",
+        "<https://evil.example|the official page>",
+        "write to evil@evil.example or visit evil.example/login",
+        "**www.evil.example**",
+        "[**bold** `code`](https://evil.example/x)",
+        "a stray ` then https://evil.example/x",  # the stray tick must not pair with ours
+        "`` nested ` tick https://evil.example/x ``",
+        "[x](<https://evil.example/a b>)",
+        "- item https://evil.example/list\n> quote https://evil.example/quote\n# head https://evil.example/h",
+    ],
+)
+def test_no_link_in_the_text_is_live_but_the_sources(hostile: str):
+    text = to_mrkdwn(hostile + " [1]", [WIKI])
+    assert live_links(text) == [WIKI.url], text
+    assert "evil" in text  # shown, as text: the reader still sees what the page or the model wrote
+
+
+def test_bidi_and_invisible_characters_are_removed_from_text_and_urls():
+    text = to_mrkdwn("read\u202e me\u200b https://evil.example/\u202egpj.exe \u2066x\u2069", [WIKI])
+    assert text == "read me `https://evil.example/gpj.exe` x"
+    # Emoji sequences keep their joiner; a joiner between ASCII letters hides nothing worth keeping.
+    assert to_mrkdwn("👩\u200d💻 e\u200dvil") == "👩\u200d💻 evil"
+
+
+def test_source_links_keep_their_target_with_invisibles_encoded_and_only_http_is_live():
+    sources = (
+        Source("5", "Gu\u202eide", "https://wiki.example.com/p/\u202e5"),
+        Source("6", "Script https://evil.example/t", "javascript:alert(1)"),
+    )
+    [message] = render_reply(Reply(text="x [1] [2]", sources=sources))
+    line = message.blocks[1]["elements"][0]["text"]
+    assert "<https://wiki.example.com/p/%E2%80%AE5|[1] Guide>" in line
+    assert live_links(line) == ["https://wiki.example.com/p/%E2%80%AE5"]
+    assert "\u202e" not in message.text
+    section = message.blocks[0]["text"]
+    assert live_links(section["text"]) == ["https://wiki.example.com/p/%E2%80%AE5"]  # [2] is no http page
+
+
+def test_every_mrkdwn_object_is_verbatim_so_slack_adds_no_links_of_its_own():
+    [message] = render_reply(Reply(text="x [1]", sources=(WIKI,)))
+    texts = [message.blocks[0]["text"], *message.blocks[1]["elements"]]
+    assert all(text["verbatim"] is True for text in texts)
+
+
 def test_splitting_keeps_every_line_and_code_blocks_balanced():
     text = "intro\n```\n" + "\n".join(f"line {n:04d} " + "x" * 40 for n in range(200)) + "\n```\noutro"
     parts = split_mrkdwn(text, limit=1000)
@@ -95,6 +150,14 @@ def test_a_single_huge_line_is_wrapped_without_cutting_a_link():
     parts = split_mrkdwn(text, limit=800)
     assert all(len(part) <= 800 for part in parts)
     assert sum(part.count(link) for part in parts) == 6
+
+
+def test_a_huge_line_is_never_cut_inside_a_code_span_holding_a_url():
+    urls = [f"https://evil.example/{n:03d}/" + "p" * (100 * n) for n in range(1, 12)]
+    text = to_mrkdwn(" ".join(f"word{n} {url}" for n, url in enumerate(urls)))
+    parts = split_mrkdwn(text, limit=700)
+    assert len(parts) > 5
+    assert all(part.count("`") % 2 == 0 and live_links(part) == [] for part in parts)
 
 
 @pytest.mark.parametrize(

@@ -8,14 +8,12 @@ the bot: aiohttp app with add_teams_routes' endpoint, POST /api/messages
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import trustme
 from aiohttp import web
 from pydantic import SecretStr
 
@@ -24,49 +22,18 @@ from adapters.teams.routes import TeamsEndpoint, mount_teams_endpoint
 from bot.config import Settings
 from bot.platforms import teams_config
 
-from .connect_proxy import LoopbackConnectProxy
 from .connector_fake import ConnectorFake
 from .fake_assistant import FakeAssistant
-from .identity_provider import HOSTS, LoopbackIdentityProvider
+from .identity import APP_ID, APP_PASSWORD, Identity, route_to
 
-APP_ID = "00000000-1111-2222-3333-444444444444"
-APP_PASSWORD = "loopback-client-secret"
 TENANT_ID = "72f988bf-0000-0000-0000-000000000001"
 BOT_ACCOUNT = {"id": f"28:{APP_ID}", "name": "WikiBot"}
 USER_ACCOUNT = {"id": "29:alice", "aadObjectId": "aad-alice", "name": "Alice"}
 
 
-@dataclass
-class Identity:
-    provider: LoopbackIdentityProvider
-    proxy: LoopbackConnectProxy
-    ca_bundle: Path
-
-
-@pytest.fixture(scope="session")
-def identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Identity]:
-    # One provider (one signing key) per test process: the SDK caches fetched keys per process for a day.
-    ca = trustme.CA()
-    ca_bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_bundle))
-    provider = LoopbackIdentityProvider(ca, app_id=APP_ID, app_password=APP_PASSWORD).start()
-    proxy = LoopbackConnectProxy(dict.fromkeys(HOSTS, provider.port)).start()
-    yield Identity(provider=provider, proxy=proxy, ca_bundle=ca_bundle)
-    proxy.stop()
-    provider.stop()
-
-
 @pytest.fixture(autouse=True)
 def proxy_environment(identity: Identity, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The standard variables a corporate network would set; the SDK's HTTP calls must honour them."""
-    for name in ("HTTP_PROXY", "ALL_PROXY", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    for name in ("https_proxy", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTPS_PROXY", identity.proxy.url)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(identity.ca_bundle))
+    route_to(identity, monkeypatch)
 
 
 @pytest.fixture
