@@ -142,8 +142,8 @@ def chunk_bounded(
     """
     body = cut_storage(page.body, limits.max_chars)
     cut: list[str] = []
-    if len(body) < len(page.body):
-        cut.append(f"body cut to its first {len(body):,} of {len(page.body):,} characters (PAGE_MAX_CHARS)")
+    if len(page.body) > limits.max_chars:
+        cut.append(f"body cut at {limits.max_chars:,} of {len(page.body):,} characters (PAGE_MAX_CHARS)")
     chunks = _chunks(page, body, chunk_size, chunk_overlap, length_function, max_chunks=limits.max_chunks + 1)
     if len(chunks) > limits.max_chunks:
         chunks = chunks[: limits.max_chunks]

@@ -163,7 +163,7 @@ def _big_page(sections: int) -> str:
 @pytest.mark.parametrize(
     ("limits", "cut"),
     [
-        ({"page_max_chars": 20_000, "page_max_chunks": 1_000}, "body cut to its first"),
+        ({"page_max_chars": 20_000, "page_max_chunks": 1_000}, "body cut at 20,000 of "),
         ({"page_max_chars": 1_000_000, "page_max_chunks": 10}, "chunks cut to the first 10"),
     ],
     ids=["over-PAGE_MAX_CHARS", "over-PAGE_MAX_CHUNKS"],
