@@ -13,7 +13,7 @@ from bot.config import Settings, SettingsError
 from bot.runtime import sync_lock
 from rag.abstention import AbstentionPolicy
 from rag.answering import Prompts
-from rag.chunking import CHUNK_FORMAT, chunk_page
+from rag.chunking import CHUNK_FORMAT, PageLimits, chunk_bounded
 from rag.confluence import ConfluenceSource, RestClient
 from rag.conversation import Conversation, Limits
 from rag.embedding_runtime import LazyEmbedder, token_scaled_length
@@ -159,7 +159,10 @@ class Core:
                 index=self.kb,
                 embedder=self.embedder,
                 chunker=partial(
-                    chunk_page,
+                    chunk_bounded,
+                    limits=PageLimits(
+                        max_chars=self.settings.page_max_chars, max_chunks=self.settings.page_max_chunks
+                    ),
                     chunk_size=self.settings.chunk_size,
                     chunk_overlap=self.settings.chunk_overlap,
                     length_function=token_scaled_length(self.embedder, chunk_size=self.settings.chunk_size),

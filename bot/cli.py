@@ -159,6 +159,11 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
             f"{report.chunks_embedded} chunks embedded, {report.chunks_total} in the index "
             f"({report.duration_s:.1f} s)\n"
         )
+        if report.pages_cut:
+            out.write(
+                f"  {report.pages_cut} page(s) indexed only up to PAGE_MAX_CHARS or PAGE_MAX_CHUNKS "
+                "(the log names them)\n"
+            )
         for error in report.errors:
             out.write(f"  error: {error}\n")
     return EXIT_OK if report.ok else EXIT_FAILED

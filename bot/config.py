@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     embed_cache_dir: Path | None = None
     chunk_size: int = Field(default=1000, ge=100, le=20000)
     chunk_overlap: int = Field(default=150, ge=0, le=5000)
+    # What one page may cost: 5x the biggest page of the bench wiki (git-config: 401,728 characters of
+    # storage format, 398 chunks), so no written page is cut, while a 20 MB paste costs what 2 MB do.
+    page_max_chars: int = Field(default=2_000_000, ge=10_000, le=50_000_000)
+    page_max_chunks: int = Field(default=2_000, ge=10, le=100_000)
 
     # Index and data
     data_dir: Path = Path("data")

@@ -3,10 +3,15 @@
 Each chunk starts with a short context header (page title, section trail) so that a chunk retrieved alone
 still names its page and section, for the embedder as well as for the model. `embedding_text` is what the
 embedder reads of a chunk or a question: the same words without markdown punctuation.
+
+What one page may cost is bounded (`chunk_bounded`): the body read is capped in characters before it is
+parsed, the chunks kept are capped in number, and a run of characters without spaces (a base64 blob, a
+minified file) is cut by characters into chunks of its own instead of into token-sized crumbs.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,10 +20,10 @@ from typing import Final
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from rag.markdown import closes_fence, fence_opening
-from rag.storage_format import Section, parse_storage
+from rag.storage_format import Section, cut_storage, parse_storage
 from rag.types import Chunk, Page
 
-__all__ = ["CHUNK_FORMAT", "chunk_page", "embedding_text"]
+__all__ = ["CHUNK_FORMAT", "ChunkedPage", "PageLimits", "chunk_bounded", "chunk_page", "embedding_text"]
 
 LengthFunction = Callable[[str], int]
 
@@ -27,8 +32,23 @@ LengthFunction = Callable[[str], int]
 CHUNK_FORMAT: Final = 3
 _HEADING_MARK = re.compile(r"^#{1,6} ", re.MULTILINE)
 _CELL_NAME = re.compile(r"^([^:;\n]{1,60}): ")
-# Oversized prose and table rows: break at sentences, then at cell boundaries, then at words.
-_TEXT_SEPARATORS = ["\n", ". ", "; ", " | ", ", ", " ", ""]
+# Oversized prose and table rows: break at sentences, then at cell boundaries, then at words. Chinese and
+# Japanese write no spaces: their sentence and clause marks are the only places to break a paragraph.
+# Full stop, exclamation and question marks; semicolon; comma and enumeration comma (。！？ ； ，、).
+_CJK_SENTENCE, _CJK_CLAUSE = ["\u3002", "\uff01", "\uff1f"], ["\uff1b", "\uff0c", "\u3001"]
+_TEXT_SEPARATORS = ["\n", ". ", *_CJK_SENTENCE, "; ", " | ", ", ", *_CJK_CLAUSE, " ", ""]
+# Scripts written without spaces between words (Han, kana, Hangul, Thai, Lao, Khmer, Myanmar, Tibetan,
+# CJK punctuation and full-width forms): a long run of them is prose, to be cut at its sentence marks.
+_NO_SPACE_SCRIPTS = (
+    "\u0e00-\u0fff\u1000-\u109f\u1780-\u17ff\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\U00020000-\U0002ffff"
+)
+# A blob: a run of characters with neither spaces nor such script, longer than any key, token or address a
+# page quotes (the bench wiki's longest run is 198 characters). Its pieces would measure as many tokens as
+# characters (`;` is a token of its own), so cut to the token window it became thousands of crumbs; it
+# is cut by characters instead. The look-behind anchors a match at the start of a run: one pass per run.
+_BLOB_RUN: Final = 1000
+_BLOB = re.compile(rf"(?<![^\s{_NO_SPACE_SCRIPTS}])[^\s{_NO_SPACE_SCRIPTS}]{{{_BLOB_RUN},}}")
 _CODE_SEPARATORS = ["\n\n", "\n", " ", ""]
 
 
@@ -65,6 +85,30 @@ def _row_names(cells: list[str]) -> list[str] | None:
     return names
 
 
+@dataclass(frozen=True, slots=True)
+class PageLimits:
+    """The most one page may cost, whatever its author pasted into it.
+
+    `max_chars` caps the storage-format body read (cut before parsing: the review measured 1.7 GB and 13
+    minutes for a 20 MB body); `max_chunks` caps the chunks kept (each one costs an embedding).
+    """
+
+    max_chars: int
+    max_chunks: int
+
+    def __post_init__(self) -> None:
+        if self.max_chars < 1 or self.max_chunks < 1:
+            raise ValueError("page limits must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkedPage:
+    """A page's chunks, and what its limits left out (empty when the page is indexed whole)."""
+
+    chunks: list[Chunk]
+    cut: tuple[str, ...] = ()
+
+
 def chunk_page(
     page: Page,
     *,
@@ -77,14 +121,52 @@ def chunk_page(
     Sections are packed in page order until a chunk is full, so short sections share a chunk (each
     under its own heading line) instead of each making a small one of its own: on 300 pages of Python's
     and git's manuals, 7,650 chunks instead of 10,073. A section too long for one chunk is cut at lines,
-    then sentences, with `chunk_overlap` between its pieces.
+    then sentences, with `chunk_overlap` between its pieces. A blob (a run of over 1,000 characters
+    without spaces) gets chunks of its own, chunk_size characters each whatever `length_function` says:
+    the embedder reads the start of each, the reader and keyword search all of it.
     """
+    return _chunks(page, page.body, chunk_size, chunk_overlap, length_function, max_chunks=None)
+
+
+def chunk_bounded(
+    page: Page,
+    *,
+    limits: PageLimits,
+    chunk_size: int,
+    chunk_overlap: int,
+    length_function: LengthFunction = len,
+) -> ChunkedPage:
+    """`chunk_page` within `limits`: a page over them is indexed up to them, and `cut` says what was left.
+
+    The body is cut before it is parsed, so a 20 MB page costs what a page at the cap costs.
+    """
+    body = cut_storage(page.body, limits.max_chars)
+    cut: list[str] = []
+    if len(page.body) > limits.max_chars:
+        cut.append(f"body cut at {limits.max_chars:,} of {len(page.body):,} characters (PAGE_MAX_CHARS)")
+    chunks = _chunks(page, body, chunk_size, chunk_overlap, length_function, max_chunks=limits.max_chunks + 1)
+    if len(chunks) > limits.max_chunks:
+        chunks = chunks[: limits.max_chunks]
+        where = f", up to section {chunks[-1].section!r}" if chunks[-1].section else ""
+        cut.append(f"chunks cut to the first {limits.max_chunks:,}{where} (PAGE_MAX_CHUNKS)")
+    return ChunkedPage(chunks, tuple(cut))
+
+
+def _chunks(
+    page: Page,
+    body: str,
+    chunk_size: int,
+    chunk_overlap: int,
+    length_function: LengthFunction,
+    *,
+    max_chunks: int | None,
+) -> list[Chunk]:
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
     if not 0 <= chunk_overlap < chunk_size:
         raise ValueError("chunk_overlap must be at least 0 and smaller than chunk_size")
     sizer = _Sizer(page, chunk_size, chunk_overlap, length_function)
-    pieces = sizer.pack(sizer.units(parse_storage(page.body)))
+    pieces = sizer.pack(sizer.units(parse_storage(body)), max_chunks)
     if not pieces:
         title_only = sizer.header(()).strip("\n")
         if _clean(page.title) and title_only:
@@ -116,6 +198,8 @@ class _Unit:
     trail: tuple[str, ...]
     text: str
     size: int
+    # A piece of a blob, already cut to a chunk by characters: it makes a chunk on its own.
+    blob: bool = False
 
 
 def _common_prefix(trails: list[tuple[str, ...]]) -> tuple[str, ...]:
@@ -143,6 +227,7 @@ class _Sizer:
         # A token count costs a tokenizer pass: each unit, heading line and header is measured once.
         self._sizes: dict[str, int] = {}
         self._headers: dict[tuple[str, ...], str] = {}
+        self._costs: dict[str, int] = {}
         self.separator = self.measure("\n")
 
     def measure(self, text: str) -> int:
@@ -179,17 +264,34 @@ class _Sizer:
         for lines in candidates:
             header = "\n".join(line for line in lines if line)
             header = header + "\n\n" if header else ""
-            if self.length(header) <= limit:
+            if self._header_cost(header) <= limit:
                 return header
         # Even the bare title is too long for this chunk size: keep what fits of it.
         lo, hi = 0, len(title)
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if self.length(title[:mid] + "\n\n") <= limit:
+            if self._header_cost(title[:mid] + "\n\n") <= limit:
                 lo = mid
             else:
                 hi = mid - 1
         return title[:lo] + "\n\n" if lo else ""
+
+    def _header_cost(self, header: str) -> int:
+        """What a header takes of a full chunk, which can be more than it measures alone.
+
+        A token-scaled length counts a short text in characters (it cannot overflow the window) but a
+        full chunk in tokens: 250 Chinese characters measure 250 alone and fill the whole 256-token window
+        inside a chunk, which left each chunk room for one character of body. Measured repeated to a
+        chunk's length, the header shows its cost in a chunk; under `len` both measures are the same.
+        """
+        if not header:
+            return 0
+        cost = self._costs.get(header)
+        if cost is None:
+            copies = max(1, math.ceil(self.chunk_size / len(header)))
+            cost = max(self.length(header), math.ceil(self.length(header * copies) / copies))
+            self._costs[header] = cost
+        return cost
 
     def units(self, sections: list[Section]) -> list[_Unit]:
         """The page as units in order, each one small enough for a chunk under its own section's header."""
@@ -200,8 +302,28 @@ class _Sizer:
                 if trail:
                     out.append(_Unit(trail, "", 0))
                 continue
-            budget = max(1, self.chunk_size - self.measure(self.header(trail)))
+            header = self.header(trail)
+            size, cost = self.measure(header), self._header_cost(header)
+            # A header dense in tokens (Chinese, symbols) costs several times its measure inside a chunk:
+            # planned with the measure, the text got slivers. Others differ by a few percent either way
+            # and are planned as they always were, so that the chunks of ordinary pages stay the same.
+            budget = max(1, self.chunk_size - (cost if cost >= 2 * size else size))
             for parts in _units(section.text):
+                if any(_BLOB.search(part) for part in parts):
+                    # Characters, not the length function; never less than half a chunk, however long the header.
+                    room = max(self.chunk_size // 2, self.chunk_size - len(header))
+                    for part in parts:
+                        if _BLOB.search(part):
+                            out.extend(
+                                _Unit(trail, piece, len(piece), blob=True)
+                                for piece in _blob_pieces(part, room)
+                            )
+                        else:
+                            out.extend(
+                                _Unit(trail, piece, self.measure(piece))
+                                for piece in self._glued([part], budget)
+                            )
+                    continue
                 out.extend(_Unit(trail, piece, self.measure(piece)) for piece in self._glued(parts, budget))
         return out
 
@@ -242,22 +364,29 @@ class _Sizer:
                 pieces.extend(self._fit(piece, budget, min(cut * 9 // 10, cut * budget // size)))
         return pieces
 
-    def pack(self, units: list[_Unit]) -> list[tuple[str, str]]:
+    def pack(self, units: list[_Unit], max_chunks: int | None = None) -> list[tuple[str, str]]:
         """(section label, chunk text) of units packed greedily in order, every text within chunk_size.
 
         Sizes are added up to plan a chunk (a token count is nearly additive across a line break) and the
         planned text is measured once; when the sum was short of the truth, units go back to the next
-        chunk. Consecutive chunks of one section overlap by up to `chunk_overlap` of whole units.
+        chunk. Consecutive chunks of one section overlap by up to `chunk_overlap` of whole units. A blob
+        piece is a chunk of its own, without overlap. Packing stops once `max_chunks` are made.
         """
         out: list[tuple[str, str]] = []
         carried: list[_Unit] = []
         i = 0
-        while i < len(units):
+        while i < len(units) and (max_chunks is None or len(out) < max_chunks):
+            if units[i].blob:
+                label, header, body = self.render([units[i]])
+                out.append((label, header + body))
+                carried = []
+                i += 1
+                continue
             if carried and _Draft(self, [*carried, units[i]]).size > self.chunk_size:
                 carried = []
             draft = _Draft(self, [*carried, units[i]])
             j = i + 1
-            while j < len(units) and draft.size_with(units[j]) <= self.chunk_size:
+            while j < len(units) and not units[j].blob and draft.size_with(units[j]) <= self.chunk_size:
                 draft.add(units[j])
                 j += 1
             new = j - i
@@ -292,7 +421,12 @@ class _Sizer:
 
     def _overlap(self, units: list[_Unit], following: _Unit | None) -> list[_Unit]:
         """The last units of a chunk that the next one repeats: only inside a section that continues."""
-        if following is None or not self.chunk_overlap or units[-1].trail != following.trail:
+        if (
+            following is None
+            or following.blob
+            or not self.chunk_overlap
+            or units[-1].trail != following.trail
+        ):
             return []
         budget = self.chunk_size - self.measure(self.header(following.trail))
         limit = min(self.chunk_overlap, budget // 2)
@@ -436,6 +570,38 @@ def _heading_lines(previous: tuple[str, ...], trail: tuple[str, ...], start: int
         for depth in range(start, len(trail))
         if previous[: depth + 1] != trail[: depth + 1]
     ]
+
+
+def _blob_pieces(text: str, room: int) -> list[str]:
+    """A line or code block holding a blob, cut by characters into pieces of `room`; code keeps its fence."""
+    lines = text.split("\n")
+    opening = fence_opening(lines[0])
+    if opening and len(lines) > 2 and closes_fence(lines[-1], opening):
+        width = room - len(lines[0]) - len(lines[-1]) - 2
+        if width >= room // 2:
+            inner = "\n".join(lines[1:-1])
+            return [f"{lines[0]}\n{piece}\n{lines[-1]}" for piece in _character_cut(inner, width)]
+    return _character_cut(text, room)
+
+
+def _character_cut(text: str, width: int) -> list[str]:
+    """Pieces of at most `width` characters, each cut at the last space of its second half if it has one.
+
+    Words around a blob stay whole; the blob itself is cut where the width ends.
+    """
+    pieces: list[str] = []
+    start = 0
+    while start < len(text):
+        end = start + width
+        if end < len(text):
+            space = max(text.rfind(" ", start + width // 2, end), text.rfind("\n", start + width // 2, end))
+            if space > start:
+                end = space
+        piece = text[start:end].strip()
+        if piece:
+            pieces.append(piece)
+        start = end
+    return pieces
 
 
 def _halves(text: str) -> list[str]:

@@ -18,7 +18,7 @@ from lxml import etree
 
 from rag.markdown import closes_fence, fence_opening
 
-__all__ = ["Section", "parse_storage"]
+__all__ = ["Section", "cut_storage", "parse_storage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,56 @@ def parse_storage(xhtml: str) -> list[Section]:
 
 def _size(sections: list[Section]) -> int:
     return sum(len(s.text) for s in sections)
+
+
+# Markup items in document order: CDATA and comments (whole, or to the end of a cut body), declarations and
+# processing instructions, then tags. Attribute values cannot hold `<`, and no item spans one it does not
+# start with: every failed attempt stops at the next `<`, so a scan stays linear on any input.
+_MARKUP = re.compile(
+    r"<!\[CDATA\[.*?(?:\]\]>|\Z)|<!--.*?(?:-->|\Z)|<[?!][^<>]*>"
+    r"|<(/?)([A-Za-z_][\w:.-]*)(?:[^<>\"']|\"[^<\"]*\"|'[^<']*')*?(/?)>",
+    re.S,
+)
+
+
+def cut_storage(xhtml: str, max_chars: int) -> str:
+    """The start of a body, about `max_chars` long, cut between tags; itself when it is no longer.
+
+    A body cut where it was well-formed gets its open elements (and an open CDATA section) closed again,
+    so the strict parse reads it whole: html.parser's repair of a cut megabyte would cost several times
+    the memory. A body that was not well-formed up to the cut is left to parse_storage's repair.
+    """
+    if len(xhtml) <= max_chars:
+        return xhtml
+    head = xhtml[:max_chars]
+    opened: list[str] = []
+    balanced = True
+    end = 0
+    closing = ""
+    for match in _MARKUP.finditer(head):
+        item = match.group(0)
+        if item.startswith("<![CDATA[") and not item.endswith("]]>"):
+            closing = "]]>"  # the cut fell inside code: keep what fits of it
+        elif item.startswith("<!--") and not item.endswith("-->"):
+            break  # the cut fell inside a comment: it ends before it
+        elif match.group(2):
+            name = match.group(2)
+            if match.group(1):
+                if opened and opened[-1] == name:
+                    opened.pop()
+                else:
+                    balanced = False
+            elif not match.group(3):
+                opened.append(name)
+        end = match.end()
+    if not closing:
+        # After the last whole item: text, then perhaps a tag the cut split in two.
+        split_tag = head.find("<", end)
+        end = split_tag if split_tag >= 0 else len(head)
+    body = head[:end] + closing
+    if balanced:
+        body += "".join(f"</{name}>" for name in reversed(opened))
+    return body
 
 
 # --- parsing -------------------------------------------------------------------------------------------

@@ -19,13 +19,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from rag.chunking import embedding_text
+from rag.chunking import ChunkedPage, embedding_text
 from rag.ports import Embedder, IndexWriter, PageSource, PageSourceError, SyncTarget
 from rag.types import Chunk, IndexedPage, Page, PageRef, SyncReport
 
 log = logging.getLogger(__name__)
 
-Chunker = Callable[[Page], list[Chunk]]
+# Chunks a page within its limits (rag.chunking.chunk_bounded with the settings' sizes and limits).
+Chunker = Callable[[Page], ChunkedPage]
 Progress = Callable[[int, int], None]
 _Group = list[tuple[Page, list[Chunk]]]
 
@@ -49,6 +50,7 @@ class _Run:
     removed: int = 0
     unchanged: int = 0
     skipped: int = 0
+    pages_cut: int = 0
     chunks_embedded: int = 0
     errors: list[str] = field(default_factory=list)
     fatal: bool = False
@@ -122,11 +124,12 @@ def sync_once(
         chunk_s=run.chunk_s,
         embed_s=run.embed_s,
         write_s=run.write_s,
+        pages_cut=run.pages_cut,
     )
     index.record_sync(report)
     log.info(
-        "sync ok=%s full=%s added=%d updated=%d removed=%d unchanged=%d skipped=%d chunks_embedded=%d "
-        "pages=%d chunks=%d duration_s=%.2f errors=%d",
+        "sync ok=%s full=%s added=%d updated=%d removed=%d unchanged=%d skipped=%d pages_cut=%d "
+        "chunks_embedded=%d pages=%d chunks=%d duration_s=%.2f errors=%d",
         report.ok,
         report.full,
         report.added,
@@ -134,6 +137,7 @@ def sync_once(
         report.removed,
         report.unchanged,
         report.skipped,
+        report.pages_cut,
         report.chunks_embedded,
         summary.pages,
         summary.chunks,
@@ -241,7 +245,7 @@ def _ingest_changed(
                         continue
                     t0 = time.perf_counter()
                     try:
-                        chunks = chunker(item)
+                        chunked = chunker(item)
                     except Exception as exc:
                         # One bad page never blocks the others; its traceback is logged, as a bug's would be.
                         log.warning("page %s cannot be chunked", item.page_id, exc_info=True)
@@ -250,7 +254,13 @@ def _ingest_changed(
                         continue
                     finally:
                         run.chunk_s += time.perf_counter() - t0
-                    work.put((item, chunks))
+                    if chunked.cut:
+                        # Indexed up to the limits all the same: a page that big is an accident or an attack.
+                        run.pages_cut += 1
+                        log.warning(
+                            "page %s (%r) cut: %s", item.page_id, item.title[:80], "; ".join(chunked.cut)
+                        )
+                    work.put((item, chunked.chunks))
                 else:
                     work.put(item)
         except Exception as exc:

@@ -154,7 +154,8 @@ class SyncReport:
     skipped: int = 0
     chunks_embedded: int = 0
     chunks_total: int = 0
-    # Chunks longer than the model's window (their tail is not embedded): should stay 0.
+    # Chunks longer than the model's window (their tail is not embedded): 0 but for blobs (runs of
+    # characters without spaces), which are cut by characters and embedded from their start.
     chunks_truncated: int = 0
     errors: tuple[str, ...] = field(default_factory=tuple)
     # Where the time went, in seconds: what the ingest bench reports.
@@ -162,6 +163,8 @@ class SyncReport:
     chunk_s: float = 0.0
     embed_s: float = 0.0
     write_s: float = 0.0
+    # Pages indexed only up to PAGE_MAX_CHARS or PAGE_MAX_CHUNKS (the log names each one and what was cut).
+    pages_cut: int = 0
 
     @property
     def duration_s(self) -> float:
@@ -181,6 +184,7 @@ class SyncReport:
             "chunks_embedded": self.chunks_embedded,
             "chunks_total": self.chunks_total,
             "chunks_truncated": self.chunks_truncated,
+            "pages_cut": self.pages_cut,
             "duration_s": round(self.duration_s, 3),
             "time_split_s": {
                 "fetch": round(self.fetch_s, 3),

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from bot.demo.confluence_fake import SAMPLE_WIKI_DIR
-from rag.chunking import chunk_page, embedding_text
+from rag.chunking import PageLimits, chunk_bounded, chunk_page, embedding_text
 from rag.types import Page
 
 SAMPLE_WIKI = SAMPLE_WIKI_DIR
@@ -331,3 +331,57 @@ def test_a_first_heading_that_repeats_the_title_is_not_embedded_twice() -> None:
     assert next(c for c in other if "openconnect" in c.text).text.startswith(
         "Remote access\nVPN Access > Linux\n\n"
     )
+
+
+# --- bounded work per page ---------------------------------------------------------------------------------
+
+
+def scaled_tokens(text: str) -> int:
+    """Like the production length over a 256-token window at chunk size 1,000: a short text counts its
+    characters (it cannot overflow), a longer one its stand-in tokens at 4 characters each."""
+    return len(text) if len(text) <= 254 else max(len(text), 4 * words(text))
+
+
+def test_a_page_within_its_limits_is_chunked_whole() -> None:
+    limits = PageLimits(max_chars=len(LONG_PAGE), max_chunks=100)
+    bounded = chunk_bounded(page(LONG_PAGE), limits=limits, chunk_size=400, chunk_overlap=40)
+    assert bounded.cut == ()
+    assert bounded.chunks == chunk_page(page(LONG_PAGE), chunk_size=400, chunk_overlap=40)
+
+
+def test_a_page_over_its_chunk_limit_keeps_its_first_chunks_and_says_where_it_stopped() -> None:
+    whole = chunk_page(page(LONG_PAGE), chunk_size=400, chunk_overlap=40)
+    limits = PageLimits(max_chars=len(LONG_PAGE), max_chunks=3)
+    bounded = chunk_bounded(page(LONG_PAGE), limits=limits, chunk_size=400, chunk_overlap=40)
+    assert bounded.chunks == whole[:3]
+    assert bounded.cut == ("chunks cut to the first 3, up to section 'Installation' (PAGE_MAX_CHUNKS)",)
+
+
+def test_a_blob_is_cut_by_characters_into_chunks_of_its_own() -> None:
+    blob = ";" * 5_000  # 5,000 tokens: 20 chunks' worth when measured in tokens
+    body = f"<p>Before the blob.</p><p>{blob}</p><p>After the blob.</p>"
+    chunks = chunk_page(page(body), chunk_size=1000, chunk_overlap=150, length_function=scaled_tokens)
+    pieces = [c.text.split("\n\n", 1)[1] for c in chunks if ";" in c.text]
+    assert len(pieces) == 6 and "".join(pieces) == blob  # no overlap, no crumbs, nothing lost
+    assert chunks[0].text.endswith("Before the blob.") and chunks[-1].text.endswith("After the blob.")
+
+
+def test_a_blob_in_code_keeps_its_fence_in_every_piece() -> None:
+    chunks = chunk_page(page(code_macro("x=1;" * 1_000, language="js")), chunk_size=1000, chunk_overlap=0)
+    assert len(chunks) == 5
+    assert all(re.fullmatch(r"VPN Access\n\n```js\n[x=1;]+\n```", c.text) for c in chunks)
+
+
+def test_a_header_dense_in_tokens_is_shortened_to_leave_room_for_the_text() -> None:
+    title = "#" * 250  # 250 characters alone, 1,000 (the whole chunk) inside one
+    body = "<p>" + " ".join(f"word{n}." for n in range(2_000)) + "</p>"
+    chunks = chunk_page(
+        page(body, title=title), chunk_size=1000, chunk_overlap=0, length_function=scaled_tokens
+    )
+    assert all(scaled_tokens(c.text) <= 1000 for c in chunks)
+    # The header takes half the chunk at most, measured inside one, and the text gets the other half:
+    # before, the header took all of it and the text one character a chunk.
+    assert all(scaled_tokens(c.text.split("\n\n", 1)[0] * 4) <= 4 * 500 for c in chunks)
+    texts = [scaled_tokens(c.text.split("\n\n", 1)[1]) for c in chunks]
+    assert sum(size < 400 for size in texts) <= 2  # the page's last words, a remainder of a re-cut
+    assert len(chunks) <= 45

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from rag.storage_format import Section, parse_storage
+from rag.storage_format import Section, cut_storage, parse_storage
 
 
 def text_of(xhtml: str) -> str:
@@ -369,3 +369,45 @@ def test_new_editor_panels_and_decisions_are_read_once() -> None:
         '16</li></ul></ac:adf-fallback></ac:adf-extension><p>Due <time datetime="2026-11-30" />.</p>'
     )
     assert text_of(xhtml) == "Warning: Do not reboot the HSM.\n- Decision: Use Postgres 16\nDue 2026-11-30."
+
+
+# --- cutting a body at a size ----------------------------------------------------------------------------
+
+
+def test_a_body_within_the_size_is_not_cut() -> None:
+    body = "<p>one</p><p>two</p>"
+    assert cut_storage(body, len(body)) is body
+
+
+def test_a_cut_body_keeps_whole_tags_and_closes_what_it_opened() -> None:
+    body = (
+        "<h1>Setup</h1><p>one <b>two</b> three</p><table><tbody><tr><td>a</td><td>b</td></tr></tbody></table>"
+    )
+    assert cut_storage(body, body.index("ree")) == "<h1>Setup</h1><p>one <b>two</b> th</p>"
+    # Never half a tag: `<td` at the cut is dropped, the row and table are closed.
+    assert (
+        cut_storage(body, body.index("<td>b") + 2)
+        == "<h1>Setup</h1><p>one <b>two</b> three</p><table><tbody><tr><td>a</td></tr></tbody></table>"
+    )
+    assert text_of(cut_storage(body, body.index("<td>b") + 2)) == "one two three\na"
+
+
+def test_a_cut_inside_code_keeps_the_code_that_fits_in_a_closed_block() -> None:
+    body = "<p>Run:</p>" + code_macro("make build\nmake test < input\nmake install", language="bash")
+    cut = cut_storage(body, body.index("make install"))
+    assert text_of(cut) == "Run:\n```bash\nmake build\nmake test < input\n```"
+
+
+def test_a_body_that_was_not_well_formed_is_cut_but_left_to_the_repair() -> None:
+    body = "<p>one<br>two</p><p>three</p><p>four</p>"
+    assert cut_storage(body, 30) == "<p>one<br>two</p><p>three</p>"  # no closer for `<br>` invented
+    assert text_of(cut_storage(body, 30)) == "one\ntwo\nthree"
+
+
+def test_cutting_a_hostile_body_takes_linear_time() -> None:
+    # Unterminated tags and quotes: a scan that backtracked to the end from each one would take hours.
+    for body in ("<a '" * 600_000, "<a " * 600_000, "<![CDATA[" + "x" * 2_000_000):
+        started = time.perf_counter()
+        cut = cut_storage(body, 1_000_000)
+        assert len(cut) <= 1_000_000 + 3
+        assert time.perf_counter() - started < 5

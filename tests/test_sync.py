@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,12 @@ import pytest
 
 from bot.app import Core
 from bot.demo.confluence_fake import ConfluenceFake
+from rag.chunking import ChunkedPage, PageLimits, chunk_bounded
 from rag.index import open_chroma
 from rag.knowledge import KnowledgeBase, Ledger
 from rag.ports import IndexReader, VectorIndex
-from rag.types import SyncReport
+from rag.sync import Chunker
+from rag.types import Page, SyncReport
 from tests.fakes.embedder import HashingEmbedder
 from tests.fakes.memory_index import MemoryStore
 from tests.support import PASSWORD, USER, make_core, settings_for
@@ -261,17 +264,9 @@ def test_a_new_chunk_size_re_chunks_everything_and_keeps_dense_search_meanwhile(
 def test_one_unparseable_page_does_not_block_the_others(
     fake: ConfluenceFake, tmp_path: Path, embedder: HashingEmbedder
 ) -> None:
-    from functools import partial
-
-    from rag.chunking import chunk_page
     from rag.sync import sync_once
-    from rag.types import Page
 
-    def fragile(page: Page) -> list:  # type: ignore[type-arg]
-        if page.page_id == "9005":
-            raise ValueError("boom")
-        return chunk_page(page, chunk_size=800, chunk_overlap=100)
-
+    fragile = _failing_on("9005")
     fake.add_page(page_id="9005", title="Broken", body=_body("x"))
     core = make_core(settings_for(fake, tmp_path / "data"), embedder=embedder)
     try:
@@ -283,7 +278,7 @@ def test_one_unparseable_page_does_not_block_the_others(
             source=core.source,
             index=core.kb,
             embedder=embedder,
-            chunker=partial(chunk_page, chunk_size=800, chunk_overlap=100),
+            chunker=_chunker(),
         )
         assert report2.added == 1 and report2.ok
     finally:
@@ -390,13 +385,8 @@ def test_a_page_that_always_fails_is_retried_alone_and_does_not_fail_the_runs(
     fake: ConfluenceFake, tmp_path: Path, embedder: HashingEmbedder
 ) -> None:
     from rag.sync import sync_once
-    from rag.types import Page
 
-    def fragile(page: Page) -> list:  # type: ignore[type-arg]
-        if page.page_id == "9006":
-            raise ValueError("unparseable")
-        return _chunker()(page)
-
+    fragile = _failing_on("9006")
     fake.add_page(page_id="9006", title="Broken", body=_body("x"))
     core = make_core(settings_for(fake, tmp_path / "data"), embedder=embedder)
     try:
@@ -457,12 +447,25 @@ def test_a_listing_without_restrictions_fails_closed() -> None:
     assert [(r.page_id, r.restricted) for r in refs] == [("1", True), ("2", False)]
 
 
-def _chunker() -> Any:
-    from functools import partial
+def _failing_on(page_id: str) -> Chunker:
+    """The usual chunker, but one page cannot be parsed."""
+    chunker = _chunker()
 
-    from rag.chunking import chunk_page
+    def fragile(page: Page) -> ChunkedPage:
+        if page.page_id == page_id:
+            raise ValueError("unparseable")
+        return chunker(page)
 
-    return partial(chunk_page, chunk_size=800, chunk_overlap=100)
+    return fragile
+
+
+def _chunker() -> Chunker:
+    return partial(
+        chunk_bounded,
+        limits=PageLimits(max_chars=1_000_000, max_chunks=1_000),
+        chunk_size=800,
+        chunk_overlap=100,
+    )
 
 
 class _FailsOnCall(HashingEmbedder):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Sequence
 
 from rag.lexical import tokenize
@@ -47,3 +48,27 @@ class HashingEmbedder:
 
     def close(self) -> None:
         self.closed = True
+
+
+# A stand-in for WordPiece: a CJK character, a punctuation mark or three letters or digits make a token.
+_PIECE = re.compile(
+    r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef]|[^\W_]{1,3}|[^\w\s]|_"
+)
+
+
+class WindowedEmbedder(HashingEmbedder):
+    """A HashingEmbedder that reads a window of tokens, as a real model does: sync then measures chunks
+    in tokens (rag.embedding_runtime.token_scaled_length), and a text over the window counts as truncated."""
+
+    def __init__(self, *, window: int = 256, dims: int = 256) -> None:
+        super().__init__(dims=dims)
+        self.max_seq_length = window
+        self.truncated = 0
+
+    def count_tokens(self, text: str) -> int:
+        return len(_PIECE.findall(text)) + 2  # with [CLS] and [SEP]
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        window = self.max_seq_length or 0
+        self.truncated += sum(self.count_tokens(t) > window for t in texts)
+        return super().embed_documents(texts)
