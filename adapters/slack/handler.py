@@ -83,7 +83,7 @@ class SlackBot:
             body = await request.text()
         except UnicodeDecodeError:
             return web.json_response({"error": "body is not UTF-8"}, status=400)
-        # Checked here as well as by Bolt so that nothing unsigned is even parsed.
+        # The one signature check (Bolt's own is off), before anything of the body is parsed.
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
         # SignatureVerifier raises on a non-numeric timestamp: an attacker's garbage must be a plain 401.
