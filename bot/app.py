@@ -10,6 +10,7 @@ from functools import cached_property, partial
 from typing import cast
 
 from bot.config import Settings, SettingsError
+from bot.metrics import Metrics, build_metrics
 from bot.runtime import sync_lock
 from rag.abstention import AbstentionPolicy
 from rag.answering import Prompts
@@ -142,6 +143,8 @@ class Core:
     # What the channels talk to, and the wiki answerer behind it (the benches ask it directly).
     assistant: Conversation
     answerer: WikiAssistant
+    # Counts and timings of this core (its own registry); the web server exposes them at /metrics.
+    metrics: Metrics
     _source: PageSource | None = field(default=None, repr=False)
 
     @cached_property
@@ -225,6 +228,7 @@ def build_core(
         rerank_candidates=settings.retrieval_rerank_candidates,
     )
     store = sessions or build_sessions(settings)
+    metrics = build_metrics(kb)
     try:
         system_prompt = (
             settings.system_prompt_file.read_text(encoding="utf-8") if settings.system_prompt_file else None
@@ -241,11 +245,12 @@ def build_core(
             min_rerank_score=settings.retrieval_min_rerank_score,
         ),
         language=LanguageDetector(),
+        telemetry=metrics,
     )
     limits = Limits(
         max_question_chars=settings.max_question_chars,
         # Room for the model's own timeout and retries: this guard is only for a call that never returns.
         answer_timeout_s=settings.litellm_timeout_s * (settings.litellm_num_retries + 1) + 30,
     )
-    assistant = Conversation(answerer=answerer, sessions=store, limits=limits)
-    return Core(settings, emb, kb, retriever, store, assistant, answerer, source)
+    assistant = Conversation(answerer=answerer, sessions=store, limits=limits, telemetry=metrics)
+    return Core(settings, emb, kb, retriever, store, assistant, answerer, metrics, source)

@@ -134,6 +134,7 @@ def _progress(tty: bool) -> Iterator[Callable[[int, int], None]]:
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from bot.app import build_core
+    from bot.status import left_out
 
     try:
         if not settings.chroma_host:  # a Chroma server takes writes from any number of processes
@@ -155,15 +156,12 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
     else:
         out.write(
             f"{'ok' if report.ok else 'FAILED'}: {report.added} added, {report.updated} updated, "
-            f"{report.removed} removed, {report.unchanged} unchanged, {report.skipped} skipped; "
+            f"{report.removed} removed, {report.unchanged} unchanged; "
             f"{report.chunks_embedded} chunks embedded, {report.chunks_total} in the index "
             f"({report.duration_s:.1f} s)\n"
+            # The log names the pages cut; the errors below name those that failed to parse.
+            f"  {left_out(report)}\n"
         )
-        if report.pages_cut:
-            out.write(
-                f"  {report.pages_cut} page(s) indexed only up to PAGE_MAX_CHARS or PAGE_MAX_CHUNKS "
-                "(the log names them)\n"
-            )
         for error in report.errors:
             out.write(f"  error: {error}\n")
     return EXIT_OK if report.ok else EXIT_FAILED

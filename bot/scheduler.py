@@ -11,6 +11,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.app import Core
+from bot.metrics import SYNC_BUSY, SYNC_ERROR
 from bot.runtime import SyncBusy
 from rag.types import SyncReport
 
@@ -36,15 +37,20 @@ class SyncRunner:
             log.info("a sync is already running; this trigger is dropped")
             return None
         async with self._lock:
+            metrics = self._core.metrics
             try:
-                return await asyncio.to_thread(self._core.sync, full=full, stop=self._stop)
+                report = await asyncio.to_thread(self._core.sync, full=full, stop=self._stop)
             except SyncBusy as exc:
                 log.info("%s", exc)
+                metrics.sync_not_run(SYNC_BUSY)
                 return None
             except Exception:
                 # Settings or a bug: logged, and the next tick tries again; the server keeps running.
                 log.exception("sync failed")
+                metrics.sync_not_run(SYNC_ERROR)
                 return None
+            metrics.sync_run(report)
+            return report
 
     def trigger(self, *, full: bool = False) -> bool:
         """Starts a sync in the background; False when one is already running."""

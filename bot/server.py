@@ -1,4 +1,4 @@
-"""The web server: Slack at /slack/events, Teams at /api/messages, /healthz and /admin/sync."""
+"""The web server: Slack at /slack/events, Teams at /api/messages, /healthz, /metrics and /admin/sync."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 from filelock import Timeout
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.app import Core, build_core
 from bot.config import Settings, SettingsError
@@ -37,6 +38,15 @@ async def healthz(request: web.Request) -> web.Response:
         # for the admin token only; everyone sees how many there were.
         last["errors"] = len(last.get("errors") or [])
     return web.json_response(info, status=503 if failing else 200)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format. Public like /healthz: counts and timings only, no text of any question or page."""
+    body = await asyncio.to_thread(request.app[CORE].metrics.exposition)  # reads the ledger
+    response = web.Response(body=body)
+    # Set on the headers: aiohttp's content_type argument refuses a value with parameters (version, charset).
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
 
 
 # Credentials travel in the Authorization header only: a URL ends up in access logs, proxies and browser
@@ -104,6 +114,7 @@ def build_web_app(
     app[CORE] = core
     app[RUNNER] = runner
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_post("/admin/sync", admin_sync)
 
     if settings.slack_enabled:

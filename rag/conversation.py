@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -21,11 +22,16 @@ from functools import partial
 from rag import texts
 from rag.commands import Command, parse_command
 from rag.participants import Participants
-from rag.ports import Answerer, Progress, SessionStore
+from rag.ports import Answerer, Progress, SessionStore, Telemetry
 from rag.sessions import SessionStoreError
+from rag.telemetry import NoTelemetry, outcome_of
 from rag.types import IncomingMessage, Reply, ReplyKind, Scope, Turn
 
 log = logging.getLogger(__name__)
+
+# The one reply of an answer past its deadline: compared by identity, so telemetry counts a timeout apart
+# from other errors without a new reply mode that every adapter would have to know.
+_TIMED_OUT = Reply.error(texts.TIMEOUT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +66,10 @@ class Conversation:
         sessions: SessionStore,
         limits: Limits | None = None,
         participants: Participants | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._answerer = answerer
+        self._telemetry: Telemetry = telemetry or NoTelemetry()
         self._sessions = sessions
         self._limits = limits or Limits()
         self._participants = participants or Participants()
@@ -72,6 +80,16 @@ class Conversation:
         self._background: set[asyncio.Task[Reply]] = set()
 
     async def ask(self, message: IncomingMessage, *, progress: Progress | None = None) -> Reply:
+        started = time.perf_counter()
+        reply = await self._handle(message, progress)
+        self._telemetry.question(
+            platform=message.platform,
+            outcome=outcome_of(reply, timed_out=reply is _TIMED_OUT),
+            seconds=time.perf_counter() - started,
+        )
+        return reply
+
+    async def _handle(self, message: IncomingMessage, progress: Progress | None) -> Reply:
         text = message.text.strip()
         command = parse_command(text)
         if command is Command.RESET:
@@ -119,7 +137,7 @@ class Conversation:
             log.warning(
                 "no answer within %.0f s for session %s", self._limits.answer_timeout_s, session_key[:80]
             )
-            return Reply.error(texts.TIMEOUT)
+            return _TIMED_OUT
         except SessionStoreError as exc:
             log.error("cannot read the history of session %s: %s", session_key[:80], exc)
             return Reply.error(texts.FAILURE)

@@ -250,3 +250,26 @@ class Assistant(Protocol):
     def follows(self, session_key: str) -> bool:
         """The bot takes part in this session: a reply in its thread needs no new mention."""
         ...
+
+
+class Telemetry(Protocol):
+    """Counts and timings for monitoring (bot.metrics exports them to Prometheus): never text, never ids.
+
+    Called on the event loop: an implementation only updates counters in memory and must not raise.
+    """
+
+    def question(self, *, platform: str, outcome: str, seconds: float) -> None:
+        """One message handled, from receipt to reply; outcome is one of rag.telemetry.OUTCOMES."""
+        ...
+
+    def retrieval(self, *, seconds: float) -> None:
+        """One search of the index (dense, lexical, fusion and reranking)."""
+        ...
+
+    def model_error(self, *, stage: str) -> None:
+        """The chat model failed; stage is "answer" or "condense" (rewriting a follow-up)."""
+        ...
+
+    def model_fallback(self) -> None:
+        """An answer given from passages alone because the chat model failed."""
+        ...

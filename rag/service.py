@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from rag import texts
@@ -22,8 +23,9 @@ from rag.answering import (
 from rag.followup import TopicLink, topic_link
 from rag.language import LanguageDetector
 from rag.llm import ChatModelError
-from rag.ports import ChatModel
+from rag.ports import ChatModel, Telemetry
 from rag.retrieval import HybridRetriever, Retrieved
+from rag.telemetry import NoTelemetry
 from rag.types import Reply, Turn
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class WikiAssistant:
         max_question_chars: int = 2000,
         abstention: AbstentionPolicy | None = None,
         language: LanguageDetector | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._retriever = retriever
         self._model = chat_model
@@ -48,6 +51,7 @@ class WikiAssistant:
         self._max_chars = max_question_chars
         self._abstention = abstention or AbstentionPolicy()
         self._language = language or LanguageDetector()
+        self._telemetry: Telemetry = telemetry or NoTelemetry()
 
     def warm(self) -> None:
         self._language.warm()
@@ -68,6 +72,8 @@ class WikiAssistant:
             )
         except ChatModelError as exc:
             log.warning("chat model failed, answering with passages: %s", exc)
+            self._telemetry.model_error(stage="answer")
+            self._telemetry.model_fallback()
             return extractive(retrieved.hits, language, intro=MODEL_DOWN_INTRO)
         return cite(answer, retrieved.hits) or not_found(language)
 
@@ -81,19 +87,25 @@ class WikiAssistant:
     ) -> tuple[str, Retrieved]:
         """The question as retrieval should read it, and what it retrieves."""
         if not any(t.role == "user" for t in history):
-            return question, await asyncio.to_thread(self._retriever.search, question, k=k)
+            return question, await self._search(question, k=k)
         if self._model is not None:
             standalone = await self._condensed(self._model, history, question)
-            return standalone, await asyncio.to_thread(self._retriever.search, standalone, k=k)
+            return standalone, await self._search(standalone, k=k)
         # Without a model, a follow-up ("and on Linux?") borrows the previous question's topic; a
         # message that stands on its own starts a new one and is searched alone.
         last_user = _topic_of(history)
         link = topic_link(question)
         if link is TopicLink.CONTINUES:
             standalone = f"{last_user}\n{question}"
-            return standalone, await asyncio.to_thread(self._retriever.search, standalone, k=k)
+            return standalone, await self._search(standalone, k=k)
         context = last_user if link is TopicLink.MAYBE else ""
-        return question, await asyncio.to_thread(self._retriever.search, question, k=k, context=context)
+        return question, await self._search(question, k=k, context=context)
+
+    async def _search(self, text: str, *, k: int | None, context: str = "") -> Retrieved:
+        started = time.perf_counter()
+        retrieved = await asyncio.to_thread(self._retriever.search, text, k=k, context=context)
+        self._telemetry.retrieval(seconds=time.perf_counter() - started)
+        return retrieved
 
     async def _condensed(self, model: ChatModel, history: Sequence[Turn], question: str) -> str:
         """A follow-up rewritten by the model, with its history, into a question that stands alone."""
@@ -101,6 +113,7 @@ class WikiAssistant:
             rewritten = await model.complete(messages=self._prompts.condense_messages(history, question))
         except ChatModelError as exc:
             log.warning("could not condense the follow-up, using it as is: %s", exc)
+            self._telemetry.model_error(stage="condense")
             return question
         rewritten = rewritten.strip().splitlines()[0].strip() if rewritten.strip() else ""
         return rewritten[: self._max_chars] or question

@@ -50,6 +50,7 @@ class _Run:
     removed: int = 0
     unchanged: int = 0
     skipped: int = 0
+    skipped_restricted: int = 0
     pages_cut: int = 0
     chunks_embedded: int = 0
     errors: list[str] = field(default_factory=list)
@@ -125,11 +126,12 @@ def sync_once(
         embed_s=run.embed_s,
         write_s=run.write_s,
         pages_cut=run.pages_cut,
+        skipped_restricted=run.skipped_restricted,
     )
     index.record_sync(report)
     log.info(
-        "sync ok=%s full=%s added=%d updated=%d removed=%d unchanged=%d skipped=%d pages_cut=%d "
-        "chunks_embedded=%d pages=%d chunks=%d duration_s=%.2f errors=%d",
+        "sync ok=%s full=%s added=%d updated=%d removed=%d unchanged=%d skipped=%d "
+        "skipped_restricted=%d pages_cut=%d chunks_embedded=%d pages=%d chunks=%d duration_s=%.2f errors=%d",
         report.ok,
         report.full,
         report.added,
@@ -137,6 +139,7 @@ def sync_once(
         report.removed,
         report.unchanged,
         report.skipped,
+        report.skipped_restricted,
         report.pages_cut,
         report.chunks_embedded,
         summary.pages,
@@ -170,6 +173,8 @@ def _sync(
 
     hidden = set() if include_restricted else restricted_ids(refs)
     wanted = {r.page_id: r for r in refs if r.page_id not in hidden}
+    # Counted on every run, not only when they change: a summary says what the index leaves out.
+    run.skipped_restricted = sum(1 for r in refs if r.page_id in hidden)
     changed = {pid for pid, r in wanted.items() if pid not in known or known[pid].version != r.version}
     run.unchanged = len(wanted) - len(changed)
     if changed:
@@ -241,6 +246,8 @@ def _ingest_changed(
                     break
                 if isinstance(item, Page):
                     if item.restricted and not include_restricted:
+                        # Restricted since the listing: dropped like a page that is gone.
+                        run.skipped_restricted += 1
                         work.put(item.page_id)
                         continue
                     t0 = time.perf_counter()

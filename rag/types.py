@@ -151,6 +151,7 @@ class SyncReport:
     updated: int = 0
     removed: int = 0
     unchanged: int = 0
+    # Pages that failed to parse: not indexed, named in `errors`, tried again by every later run.
     skipped: int = 0
     chunks_embedded: int = 0
     chunks_total: int = 0
@@ -165,6 +166,9 @@ class SyncReport:
     write_s: float = 0.0
     # Pages indexed only up to PAGE_MAX_CHARS or PAGE_MAX_CHUNKS (the log names each one and what was cut).
     pages_cut: int = 0
+    # Pages left out as restricted (themselves or through an ancestor): the bot answers everyone, so it
+    # indexes only what everyone may read (CONFLUENCE_INCLUDE_RESTRICTED=true indexes them too).
+    skipped_restricted: int = 0
 
     @property
     def duration_s(self) -> float:
@@ -185,6 +189,7 @@ class SyncReport:
             "chunks_total": self.chunks_total,
             "chunks_truncated": self.chunks_truncated,
             "pages_cut": self.pages_cut,
+            "skipped_restricted": self.skipped_restricted,
             "duration_s": round(self.duration_s, 3),
             "time_split_s": {
                 "fetch": round(self.fetch_s, 3),

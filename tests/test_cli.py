@@ -47,6 +47,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory, wiki: ConfluenceFake) -> 
         assert report["ok"] and report["added"] > 20 and report["chunks_total"] > report["added"]
         # Chunks are sized to the model's token window: nothing is cut off at embedding time.
         assert report["chunks_truncated"] == 0
+        # The sample wiki has restricted pages: left out, and counted as such.
+        assert report["skipped_restricted"] >= 1
     finally:
         for k, v in saved.items():
             if v is None:

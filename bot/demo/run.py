@@ -14,6 +14,7 @@ from adapters.terminal import render
 from bot.app import build_core
 from bot.config import load_settings
 from bot.demo.confluence_fake import ConfluenceFake
+from bot.status import left_out
 from rag.types import IncomingMessage
 
 DEFAULT_QUESTION = "How do I connect to the VPN from home?"
@@ -38,7 +39,8 @@ def run_demo(*, question: str | None, data_dir: Path, out: TextIO) -> int:
             report = core.sync(full=True)
             out.write(
                 f"Indexed {report.added} pages into {report.chunks_total} chunks in {report.duration_s:.1f} s "
-                f"({'ok' if report.ok else 'with errors: ' + '; '.join(report.errors)}).\n\n"
+                f"({'ok' if report.ok else 'with errors: ' + '; '.join(report.errors)}).\n"
+                f"{left_out(report)}\n\n"
             )
             asked = question or DEFAULT_QUESTION
             reply = asyncio.run(
