@@ -164,8 +164,12 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
                 f"  {report.pages_cut} page(s) indexed only up to PAGE_MAX_CHARS or PAGE_MAX_CHUNKS "
                 "(the log names them)\n"
             )
-        for error in report.errors:
+        # A failed run's last error is why it failed: that one goes to stderr, below.
+        for error in report.errors if report.ok else report.errors[:-1]:
             out.write(f"  error: {error}\n")
+    if not report.ok:
+        reason = report.errors[-1] if report.errors else "see the log"
+        print(f"wikibot: sync failed: {reason}", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

@@ -1,0 +1,102 @@
+"""What an operator sees when something around WikiBot is wrong: one line, a bounded time, a known exit code.
+
+Every test runs the real `wikibot` in a fresh process with a bare environment, as an operator's shell or
+service manager would, and none loads a model.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.confluence import worst_case_s
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _wikibot(cwd: Path, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    base["PYTHONPATH"] = str(ROOT)  # this tree's code, whichever checkout installed the environment
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env={**base, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts connections (the kernel completes the handshake) and never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        yield int(s.getsockname()[1])
+
+
+def _ingest(tmp_path: Path, url: str, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    proc = _wikibot(
+        tmp_path,
+        "ingest",
+        DATA_DIR=str(tmp_path / "data"),
+        CONFLUENCE_URL=url,
+        CONFLUENCE_USERNAME="bot@example.com",
+        CONFLUENCE_PASSWORD="an-api-token",
+        CONFLUENCE_SPACE="ENG",
+        **env,
+    )
+    return proc, time.monotonic() - started
+
+
+def _one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert "Traceback" not in stderr
+    return lines[-1]
+
+
+def test_ingest_against_a_closed_port_fails_in_one_line(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    proc, took = _ingest(tmp_path, url, CONFLUENCE_MAX_RETRIES="2", CONFLUENCE_BACKOFF_S="0.2")
+    assert proc.returncode == 1
+    line = _one_line(proc.stderr)
+    assert (
+        line
+        == f"wikibot: sync failed: listing pages: cannot reach CONFLUENCE_URL {url}: connection refused (3 attempts)"
+    )
+    assert took < 30
+
+
+def test_ingest_against_a_silent_server_gives_up_after_the_retries(
+    tmp_path: Path, silent_server: int
+) -> None:
+    url = f"http://127.0.0.1:{silent_server}/wiki"
+    proc, took = _ingest(
+        tmp_path, url, CONFLUENCE_TIMEOUT_S="1", CONFLUENCE_MAX_RETRIES="1", CONFLUENCE_BACKOFF_S="0"
+    )
+    assert proc.returncode == 1
+    line = _one_line(proc.stderr)
+    assert line.endswith(
+        f"cannot reach CONFLUENCE_URL {url}: no answer within CONFLUENCE_TIMEOUT_S (2 attempts)"
+    )
+    assert 2 <= took < 30  # two attempts of one second each, then the start-up of the process
+
+
+def test_the_stated_bound_with_the_defaults() -> None:
+    # The README states it: 5 attempts of 30 s, waits of 0, 2, 4 and 8 s between them.
+    assert worst_case_s(retries=4, backoff_s=1.0, timeout_s=30) == 164
