@@ -215,7 +215,10 @@ def build_core(
     reranker: Reranker | None = None,
 ) -> Core:
     """Builds the core; tests may hand in port fakes, everything else comes from settings."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"DATA_DIR: cannot use {settings.data_dir} as the data folder: {exc}") from None
     emb: Embedder = embedder or LazyEmbedder(partial(build_embedder, settings))
     try:
         client = open_chroma(

@@ -66,15 +66,21 @@ def _ingest(tmp_path: Path, url: str, **env: str) -> tuple[subprocess.CompletedP
 
 def _one_line(stderr: str) -> str:
     lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
     assert "Traceback" not in stderr
-    return lines[-1]
+    return lines[0]
+
+
+def _last_line(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    return stderr.strip().splitlines()[-1]
 
 
 def test_ingest_against_a_closed_port_fails_in_one_line(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     proc, took = _ingest(tmp_path, url, CONFLUENCE_MAX_RETRIES="2", CONFLUENCE_BACKOFF_S="0.2")
     assert proc.returncode == 1
-    line = _one_line(proc.stderr)
+    line = _last_line(proc.stderr)
     assert (
         line
         == f"wikibot: sync failed: listing pages: cannot reach CONFLUENCE_URL {url}: connection refused (3 attempts)"
@@ -90,7 +96,7 @@ def test_ingest_against_a_silent_server_gives_up_after_the_retries(
         tmp_path, url, CONFLUENCE_TIMEOUT_S="1", CONFLUENCE_MAX_RETRIES="1", CONFLUENCE_BACKOFF_S="0"
     )
     assert proc.returncode == 1
-    line = _one_line(proc.stderr)
+    line = _last_line(proc.stderr)
     assert line.endswith(
         f"cannot reach CONFLUENCE_URL {url}: no answer within CONFLUENCE_TIMEOUT_S (2 attempts)"
     )
@@ -100,3 +106,45 @@ def test_ingest_against_a_silent_server_gives_up_after_the_retries(
 def test_the_stated_bound_with_the_defaults() -> None:
     # The README states it: 5 attempts of 30 s, waits of 0, 2, 4 and 8 s between them.
     assert worst_case_s(retries=4, backoff_s=1.0, timeout_s=30) == 164
+
+
+def _serve(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    base = {"DATA_DIR": str(tmp_path / "data"), "LITELLM_MODEL": "", **env}
+    proc = _wikibot(tmp_path, "serve", "--host", "127.0.0.1", *args, **base)
+    return proc, time.monotonic() - started
+
+
+def test_serve_on_a_port_in_use_stops_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc, took = _serve(tmp_path, "--port", str(port))
+    assert proc.returncode == 2
+    line = _one_line(proc.stderr)
+    assert line.startswith(f"wikibot: --host/--port: cannot listen on 127.0.0.1:{port}: ")
+    assert took < 30
+
+
+def test_serve_with_a_data_dir_that_is_a_file_stops_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("not a folder")
+    proc, took = _serve(tmp_path, "--port", str(_closed_port()))
+    assert proc.returncode == 2
+    assert _one_line(proc.stderr).startswith(f"wikibot: DATA_DIR: cannot use {tmp_path / 'data'}")
+    assert took < 30
+
+
+def test_serve_with_an_unusable_embedding_model_never_listens(tmp_path: Path) -> None:
+    proc, took = _serve(tmp_path, "--port", str(_closed_port()), EMBED_MODEL="/nonexistent/model")
+    assert proc.returncode == 2
+    assert _one_line(proc.stderr).startswith("wikibot: EMBED_MODEL")
+    assert took < 60
+
+
+def test_serve_with_a_model_but_not_its_key_stops_in_one_line(tmp_path: Path) -> None:
+    proc, took = _serve(tmp_path, "--port", str(_closed_port()), LITELLM_MODEL="openai/gpt-4o-mini")
+    assert proc.returncode == 2
+    line = _one_line(proc.stderr)
+    assert line.startswith("wikibot: LITELLM_MODEL") and "OPENAI_API_KEY" in line
+    assert took < 30
