@@ -144,6 +144,34 @@ SCHEDULER: web.AppKey[Any] = web.AppKey("scheduler", object)
 WARMUP: web.AppKey[Any] = web.AppKey("warmup", object)
 
 
+def startup_line(settings: Settings, sock: socket.socket) -> str:
+    """Where the server listens and what it serves, in one line an operator can check at a glance."""
+    host, port = sock.getsockname()[:2]
+    address = f"[{host}]" if ":" in host else host
+    admin = bool(settings.admin_token.get_secret_value())
+    served = [
+        "Slack /slack/events" if settings.slack_enabled else "Slack off",
+        "Teams /api/messages" if settings.teams_enabled else "Teams off",
+        "/healthz",
+        "admin /admin/sync on" if admin else "admin off",
+    ]
+    return f"listening on http://{address}:{port}: {', '.join(served)}"
+
+
+def startup_warnings(settings: Settings) -> list[str]:
+    """What an operator may not have meant; each says what is (and is not) served."""
+    warnings = []
+    if not (settings.slack_enabled or settings.teams_enabled):
+        admin = bool(settings.admin_token.get_secret_value())
+        warnings.append(
+            "neither Slack nor Teams is configured: serving only /healthz"
+            + (" and /admin/sync" if admin else " (admin is off too: ADMIN_TOKEN is unset)")
+        )
+    if not settings.confluence_url:
+        warnings.append("CONFLUENCE_URL is not set: the scheduled sync is off")
+    return warnings
+
+
 def _listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything slow starts: a port in use is one line, not a traceback
     from inside aiohttp after the models have loaded."""
@@ -192,10 +220,9 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
             # embedder names it), where a warm-up task would leave a server that fails every question.
             core.warm()
             app = build_web_app(core)
-            if not (settings.slack_enabled or settings.teams_enabled):
-                log.warning("neither Slack nor Teams is configured: serving only /healthz and /admin/sync")
-            if not settings.confluence_url:
-                log.warning("CONFLUENCE_URL is not set: the scheduled sync is off")
+            log.info("%s", startup_line(settings, sock))
+            for warning in startup_warnings(settings):
+                log.warning("%s", warning)
             web.run_app(app, sock=sock, print=None, access_log_class=AccessLogger)
     finally:
         if core is not None:

@@ -15,7 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
+from bot.config import Settings
+from bot.server import startup_line, startup_warnings
 from rag.confluence import worst_case_s
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,3 +151,27 @@ def test_serve_with_a_model_but_not_its_key_stops_in_one_line(tmp_path: Path) ->
     line = _one_line(proc.stderr)
     assert line.startswith("wikibot: LITELLM_MODEL") and "OPENAI_API_KEY" in line
     assert took < 30
+
+
+def test_the_startup_line_and_warnings_say_what_is_served() -> None:
+    bare = Settings(_env_file=None)  # type: ignore[call-arg]
+    admin = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        admin_token=SecretStr("a-long-admin-token"),
+        confluence_url="https://wiki.example.com",
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        assert startup_line(bare, sock) == (
+            f"listening on http://127.0.0.1:{port}: Slack off, Teams off, /healthz, admin off"
+        )
+        assert startup_line(admin, sock).endswith(": Slack off, Teams off, /healthz, admin /admin/sync on")
+    # Without ADMIN_TOKEN, /admin/sync answers 404: the warning must not claim it is served.
+    assert startup_warnings(bare) == [
+        "neither Slack nor Teams is configured: serving only /healthz (admin is off too: ADMIN_TOKEN is unset)",
+        "CONFLUENCE_URL is not set: the scheduled sync is off",
+    ]
+    assert startup_warnings(admin) == [
+        "neither Slack nor Teams is configured: serving only /healthz and /admin/sync"
+    ]
