@@ -6,10 +6,8 @@ service manager would, and none loads a model.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,17 +22,10 @@ from rag.confluence import worst_case_s
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _wikibot(cwd: Path, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    base["PYTHONPATH"] = str(ROOT)  # this tree's code, whichever checkout installed the environment
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
-        env={**base, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def _wikibot(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    from tests.test_cli import _wikibot as wikibot  # the CLI in a fresh process with a bare environment
+
+    return wikibot(cwd, *args, **env)
 
 
 def _closed_port() -> int:
@@ -74,16 +65,11 @@ def _one_line(stderr: str) -> str:
     return lines[0]
 
 
-def _last_line(stderr: str) -> str:
-    assert "Traceback" not in stderr
-    return stderr.strip().splitlines()[-1]
-
-
 def test_ingest_against_a_closed_port_fails_in_one_line(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     proc, took = _ingest(tmp_path, url, CONFLUENCE_MAX_RETRIES="2", CONFLUENCE_BACKOFF_S="0.2")
     assert proc.returncode == 1
-    line = _last_line(proc.stderr)
+    line = _one_line(proc.stderr)
     assert (
         line
         == f"wikibot: sync failed: listing pages: cannot reach CONFLUENCE_URL {url}: connection refused (3 attempts)"
@@ -99,7 +85,7 @@ def test_ingest_against_a_silent_server_gives_up_after_the_retries(
         tmp_path, url, CONFLUENCE_TIMEOUT_S="1", CONFLUENCE_MAX_RETRIES="1", CONFLUENCE_BACKOFF_S="0"
     )
     assert proc.returncode == 1
-    line = _last_line(proc.stderr)
+    line = _one_line(proc.stderr)
     assert line.endswith(
         f"cannot reach CONFLUENCE_URL {url}: no answer within CONFLUENCE_TIMEOUT_S (2 attempts)"
     )
@@ -175,3 +161,15 @@ def test_the_startup_line_and_warnings_say_what_is_served() -> None:
     assert startup_warnings(admin) == [
         "neither Slack nor Teams is configured: serving only /healthz and /admin/sync"
     ]
+
+
+def test_an_empty_index_is_answered_at_once_without_a_model(tmp_path: Path) -> None:
+    data = tmp_path / "empty"
+    started = time.monotonic()
+    ask = _wikibot(tmp_path, "ask", "anything?", DATA_DIR=str(data))
+    search = _wikibot(tmp_path, "search", "anything", "--json", DATA_DIR=str(data))
+    # Not a failed sync (exit 1): an answer that says what to do.
+    assert ask.returncode == 0 and "wikibot ingest" in ask.stdout and ask.stderr == ""
+    assert search.returncode == 0 and search.stdout == "[]\n" and search.stderr == ""
+    assert not (data / "models").exists()  # no model was loaded, let alone exported
+    assert time.monotonic() - started < 40
