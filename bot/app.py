@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cached_property, partial
+from functools import cache, cached_property, partial
 from typing import cast
 
 from bot.config import Settings, SettingsError
@@ -14,8 +15,8 @@ from bot.metrics import Metrics, build_metrics
 from bot.runtime import sync_lock
 from rag.abstention import AbstentionPolicy
 from rag.answering import Prompts
-from rag.chunking import CHUNK_FORMAT, PageLimits, chunk_bounded
-from rag.confluence import ConfluenceSource, RestClient
+from rag.chunking import CHUNK_FORMAT, ChunkedPage, PageLimits, chunk_bounded
+from rag.confluence import ConfluenceSource, RestClient, bounded_retry
 from rag.conversation import Conversation, Limits
 from rag.embedding_runtime import LazyEmbedder, token_scaled_length
 from rag.index import ChromaStore, open_chroma
@@ -26,7 +27,7 @@ from rag.rerank import CrossEncoderReranker
 from rag.retrieval import HybridRetriever
 from rag.service import WikiAssistant
 from rag.sync import Progress, sync_once
-from rag.types import SyncReport
+from rag.types import Page, SyncReport
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,9 @@ def _sessions(settings: Settings) -> SessionStore:
 
 def build_source(settings: Settings) -> PageSource:
     settings.require_confluence()
+    import requests
     from atlassian import Confluence
+    from requests.adapters import HTTPAdapter
 
     token = settings.confluence_token.get_secret_value()
     auth: dict[str, str] = (
@@ -105,19 +108,26 @@ def build_source(settings: Settings) -> PageSource:
             "password": settings.confluence_password.get_secret_value(),
         }
     )
+    url = settings.confluence_url.rstrip("/")
+    # Our own retry policy on the session the client uses: its `backoff_and_retry` bounds only HTTP
+    # statuses, and retries a refused connection or an unknown host without end (see bounded_retry).
+    session = requests.Session()
+    session.verify = settings.confluence_verify_ssl
+    adapter = HTTPAdapter(
+        max_retries=bounded_retry(
+            retries=settings.confluence_max_retries, backoff_s=settings.confluence_backoff_s
+        )
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     client = Confluence(  # type: ignore[no-untyped-call]
-        url=settings.confluence_url.rstrip("/"),
+        url=url,
         cloud=settings.is_cloud,
         timeout=settings.confluence_timeout_s,
-        verify_ssl=settings.confluence_verify_ssl,
-        # The client's default retries a 429 once and never a 5xx: let urllib3 back off on both,
-        # honouring Retry-After.
-        backoff_and_retry=True,
-        retry_status_codes=[429, 500, 502, 503, 504],
-        max_backoff_retries=settings.confluence_max_retries,
-        max_backoff_seconds=60,
-        backoff_factor=settings.confluence_backoff_s,
-        backoff_jitter=0.0,
+        session=session,
+        # urllib3 honours Retry-After within the same budget; the client's own extra 429 retry is off.
+        backoff_and_retry=False,
+        retry_with_header=False,
         **auth,
     )
     try:
@@ -126,6 +136,7 @@ def build_source(settings: Settings) -> PageSource:
             spaces=settings.spaces,
             page_limit=settings.confluence_page_limit,
             overlap=timedelta(minutes=settings.confluence_sync_overlap_minutes),
+            retries=settings.confluence_max_retries,
         )
     except ValueError as exc:
         raise SettingsError(f"CONFLUENCE_SPACE: {exc}") from None
@@ -156,20 +167,29 @@ class Core:
     ) -> SyncReport:
         """One sync under the data folder's lock: two processes never sync one index at once."""
         source = self.source
+        limits = PageLimits(max_chars=self.settings.page_max_chars, max_chunks=self.settings.page_max_chunks)
+
+        # The token-scaled length asks the model for its window: built on the first page chunked, so a sync
+        # that fails on Confluence (or has nothing to do) never loads a model. A race builds it twice, harmlessly.
+        @cache
+        def length() -> Callable[[str], int]:
+            return token_scaled_length(self.embedder, chunk_size=self.settings.chunk_size)
+
+        def chunker(page: Page) -> ChunkedPage:
+            return chunk_bounded(
+                page,
+                limits=limits,
+                chunk_size=self.settings.chunk_size,
+                chunk_overlap=self.settings.chunk_overlap,
+                length_function=length(),
+            )
+
         with sync_lock(self.settings.data_dir):
             return sync_once(
                 source=source,
                 index=self.kb,
                 embedder=self.embedder,
-                chunker=partial(
-                    chunk_bounded,
-                    limits=PageLimits(
-                        max_chars=self.settings.page_max_chars, max_chunks=self.settings.page_max_chunks
-                    ),
-                    chunk_size=self.settings.chunk_size,
-                    chunk_overlap=self.settings.chunk_overlap,
-                    length_function=token_scaled_length(self.embedder, chunk_size=self.settings.chunk_size),
-                ),
+                chunker=chunker,
                 include_restricted=self.settings.confluence_include_restricted,
                 full=full,
                 progress=progress,
@@ -198,7 +218,10 @@ def build_core(
     reranker: Reranker | None = None,
 ) -> Core:
     """Builds the core; tests may hand in port fakes, everything else comes from settings."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"DATA_DIR: cannot use {settings.data_dir} as the data folder: {exc}") from None
     emb: Embedder = embedder or LazyEmbedder(partial(build_embedder, settings))
     try:
         client = open_chroma(

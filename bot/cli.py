@@ -42,43 +42,59 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wikibot", description="Answers questions from your Confluence wiki."
     )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log progress (INFO) as well as problems"
+    )
+    # Also accepted after the command (`wikibot ask -v ...`); SUPPRESS keeps a flag given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     for name, help_text in (
         ("ingest", "index the configured spaces (incremental)"),
         ("sync", "same as ingest"),
     ):
-        p = sub.add_parser(name, help=help_text)
+        p = sub.add_parser(name, parents=[common], help=help_text)
         p.add_argument(
             "--full", action="store_true", help="re-fetch and re-embed everything (blue/green swap)"
         )
         p.add_argument("--json", action="store_true", help="print the sync report as JSON")
 
-    p = sub.add_parser("search", help="show the passages retrieval finds")
+    p = sub.add_parser("search", parents=[common], help="show the passages retrieval finds")
     p.add_argument("query", help="the query, or - to read one query per line from standard input")
     p.add_argument("-k", type=_top_k, default=None, help="how many passages (1-50)")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("ask", help="answer one question with cited pages")
+    p = sub.add_parser("ask", parents=[common], help="answer one question with cited pages")
     p.add_argument("question", help="the question, or - to read one question per line (one session)")
     p.add_argument("--session", default=None, type=_session_id, help="session id, to continue a conversation")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("chat", help="a conversation in the terminal")
+    p = sub.add_parser("chat", parents=[common], help="a conversation in the terminal")
     p.add_argument("--session", default=None, type=_session_id)
 
-    p = sub.add_parser("status", help="what the index holds and how the last syncs went")
+    p = sub.add_parser("status", parents=[common], help="what the index holds and how the last syncs went")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("serve", help="run the Slack/Teams web server and the sync scheduler")
+    p = sub.add_parser(
+        "serve", parents=[common], help="run the Slack/Teams web server and the sync scheduler"
+    )
     p.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server is meant to be reachable
     p.add_argument("--port", type=int, default=3000)
 
-    p = sub.add_parser("demo", help="ingest the bundled sample wiki through a loopback Confluence and ask it")
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="ingest the bundled sample wiki through a loopback Confluence and ask it",
+    )
     p.add_argument("--question", default=None)
     p.add_argument("--data-dir", default="demo-data")
 
-    p = sub.add_parser("teams-package", help="write the Teams app package (zip) with your app id")
+    p = sub.add_parser(
+        "teams-package", parents=[common], help="write the Teams app package (zip) with your app id"
+    )
     p.add_argument("--app-id", default=None, help="defaults to MICROSOFT_APP_ID")
     p.add_argument("--out", default="wikibot-teams.zip")
     return parser
@@ -162,8 +178,12 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
             # The log names the pages cut; the errors below name those that failed to parse.
             f"  {left_out(report)}\n"
         )
-        for error in report.errors:
+        # A failed run's last error is why it failed: that one goes to stderr, below.
+        for error in report.errors if report.ok else report.errors[:-1]:
             out.write(f"  error: {error}\n")
+    if not report.ok:
+        reason = report.errors[-1] if report.errors else "see the log"
+        print(f"wikibot: sync failed: {reason}", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -171,6 +191,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO, stdin:
     from bot.app import build_core
 
     core = build_core(settings)
+    empty = not core.retriever.ready()  # then nothing is embedded: no model loads for an empty index
     try:
         for query in _lines(args.query, stdin):
             if not query.strip() or len(query) > settings.max_question_chars:
@@ -182,7 +203,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO, stdin:
                     return EXIT_USAGE
                 _dump([], out)
                 continue
-            hits = core.retriever.search(query, k=args.k).hits
+            hits = () if empty else core.retriever.search(query, k=args.k).hits
             rows = [
                 {
                     "page_id": h.chunk.page_id,
@@ -202,7 +223,11 @@ def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO, stdin:
                         f"[{n}] {row['title']} › {row['section']}  ({row['score']:.4f})\n    {row['url']}\n"
                     )
                 if not rows:
-                    out.write("no passages found\n")
+                    out.write(
+                        "no passages found (the index is empty: run `wikibot ingest` first)\n"
+                        if empty
+                        else "no passages found\n"
+                    )
     finally:
         core.close()
     return EXIT_OK
@@ -214,7 +239,11 @@ def cmd_ask(args: argparse.Namespace, settings: Settings, out: TextIO, stdin: Te
     from rag.types import IncomingMessage, ReplyKind
 
     core = build_core(settings)
-    _ = core.embedder.fingerprint  # loads the model now: a bad EMBED_MODEL is one line, not a failed answer
+    # An empty index is answered at once, without a model; otherwise the model loads now: a bad EMBED_MODEL
+    # is one line, not a failed answer.
+    empty = not core.retriever.ready()
+    if not empty:
+        _ = core.embedder.fingerprint
     session = args.session or f"cli:{uuid.uuid4()}"
 
     async def run() -> int:
@@ -225,7 +254,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings, out: TextIO, stdin: Te
             )
             if reply.kind is ReplyKind.NOTICE and args.question != "-":
                 status = EXIT_USAGE
-            elif reply.kind is ReplyKind.ERROR:
+            elif reply.kind is ReplyKind.ERROR and not empty:
+                # An empty index is an answer (run `wikibot ingest`), not a failure: exit 1 means one.
                 status = EXIT_FAILED
             if args.json or args.question == "-":
                 _dump(
@@ -302,6 +332,16 @@ def cmd_teams_package(args: argparse.Namespace, settings: Settings, out: TextIO)
     return EXIT_OK
 
 
+def _log_level(args: argparse.Namespace, settings: Settings) -> str:
+    """A service logs LOG_LEVEL (INFO by default); a one-shot command prints its result and logs only
+    problems, unless -v asks for progress (or LOG_LEVEL=DEBUG for more)."""
+    if args.command == "serve":
+        return settings.log_level
+    if args.verbose:
+        return "DEBUG" if settings.log_level == "DEBUG" else "INFO"
+    return "WARNING"
+
+
 def main(argv: list[str] | None = None, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     stdin = stdin or sys.stdin
     out = stdout or sys.stdout
@@ -309,12 +349,18 @@ def main(argv: list[str] | None = None, *, stdin: TextIO | None = None, stdout: 
     try:
         if args.command == "demo":
             # Before the demo's imports: the offline variables only count if set before a library loads.
-            start_process(log_level="INFO")
+            start_process(log_level="INFO" if args.verbose else "WARNING")
             from bot.demo.run import run_demo
 
             return run_demo(question=args.question, data_dir=Path(args.data_dir), out=out)
         settings = load_settings()
-        start_process(log_level=settings.log_level, secrets=settings.secret_values())
+        start_process(
+            log_level=_log_level(args, settings),
+            secrets=settings.secret_values(),
+            # What the command prints already says it (the retries, the failed sync): a second copy as a
+            # log line is noise, unless asked for.
+            quiet=() if args.verbose or args.command == "serve" else ("urllib3", "rag.sync"),
+        )
         if args.command in ("ingest", "sync"):
             return cmd_ingest(args, settings, out)
         if args.command == "search":

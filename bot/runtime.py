@@ -45,6 +45,7 @@ _NOISY_LOGGERS = (
     "atlassian",
     "msal",
 )
+_quieted: set[str] = set()
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # A value from a request (a conversation id, a path) could hold a line break and forge a log line, or a
 # bidi control to disguise one: every control and format character of a message is written escaped.
@@ -90,7 +91,9 @@ def harden_environment() -> None:
         os.environ.setdefault(name, value)
 
 
-def start_process(*, log_level: str, secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
+def start_process(
+    *, log_level: str, secrets: Iterable[str] = (), stream: TextIO | None = None, quiet: Iterable[str] = ()
+) -> None:
     """The start-up step of every `wikibot` command, run once before a command imports any library."""
     harden_environment()
     root = logging.getLogger()
@@ -102,6 +105,12 @@ def start_process(*, log_level: str, secrets: Iterable[str] = (), stream: TextIO
     root.setLevel(log_level)
     for noisy in _NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for name in _quieted - set(_NOISY_LOGGERS):  # a second start (tests) begins from the defaults
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    _quieted.clear()
+    for name in quiet:  # loggers whose warnings the caller shows itself: only their errors are logged
+        logging.getLogger(name).setLevel(logging.ERROR)
+        _quieted.add(name)
 
 
 def server_lock(data_dir: Path) -> FileLock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -154,8 +155,65 @@ SCHEDULER: web.AppKey[Any] = web.AppKey("scheduler", object)
 WARMUP: web.AppKey[Any] = web.AppKey("warmup", object)
 
 
+def startup_line(settings: Settings, sock: socket.socket) -> str:
+    """Where the server listens and what it serves, in one line an operator can check at a glance."""
+    host, port = sock.getsockname()[:2]
+    address = f"[{host}]" if ":" in host else host
+    admin = bool(settings.admin_token.get_secret_value())
+    served = [
+        "Slack /slack/events" if settings.slack_enabled else "Slack off",
+        "Teams /api/messages" if settings.teams_enabled else "Teams off",
+        "/healthz",
+        "admin /admin/sync on" if admin else "admin off",
+    ]
+    return f"listening on http://{address}:{port}: {', '.join(served)}"
+
+
+def startup_warnings(settings: Settings) -> list[str]:
+    """What an operator may not have meant; each says what is (and is not) served."""
+    warnings = []
+    if not (settings.slack_enabled or settings.teams_enabled):
+        admin = bool(settings.admin_token.get_secret_value())
+        warnings.append(
+            "neither Slack nor Teams is configured: serving only /healthz"
+            + (" and /admin/sync" if admin else " (admin is off too: ADMIN_TOKEN is unset)")
+        )
+    if not settings.confluence_url:
+        warnings.append("CONFLUENCE_URL is not set: the scheduled sync is off")
+    return warnings
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything slow starts: a port in use is one line, not a traceback
+    from inside aiohttp after the models have loaded."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family, backlog=128)
+    except OSError as exc:
+        raise SettingsError(
+            f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc} "
+            "(another process may hold the port; choose another with --port)"
+        ) from None
+
+
+def _startup_checks(settings: Settings) -> None:
+    """What would otherwise fail after the server listens, checked while a failure is still one line."""
+    from bot.platforms import slack_config, teams_config
+
+    if settings.slack_enabled:
+        slack_config(settings)
+    if settings.teams_enabled:
+        teams_config(settings)
+
+
 def serve(settings: Settings, *, host: str, port: int) -> int:
-    lock = server_lock(settings.data_dir)
+    """Runs until stopped. Every start-up problem we can name raises SettingsError (one line, exit 2) before
+    the port answers: a server that listens is one that can answer."""
+    _startup_checks(settings)
+    try:
+        lock = server_lock(settings.data_dir)
+    except OSError as exc:
+        raise SettingsError(f"DATA_DIR: cannot use {settings.data_dir} as the data folder: {exc}") from None
     if not settings.chroma_host:
         try:
             lock.acquire(timeout=0)
@@ -164,15 +222,22 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
                 f"DATA_DIR: another wikibot server already uses {settings.data_dir}; give each its own "
                 "data folder, or share a Chroma server (CHROMA_HOST) and Redis (REDIS_URL)"
             ) from None
-    core = build_core(settings)
-    if not (settings.slack_enabled or settings.teams_enabled):
-        log.warning("neither Slack nor Teams is configured: serving only /healthz and /admin/sync")
-    if not settings.confluence_url:
-        log.warning("CONFLUENCE_URL is not set: the scheduled sync is off")
+    core: Core | None = None
     try:
-        web.run_app(build_web_app(core), host=host, port=port, print=None, access_log_class=AccessLogger)
+        sock = _listen(host, port)
+        with sock:
+            core = build_core(settings)
+            # The models load now, before the port answers: an unusable EMBED_MODEL stops the start (the
+            # embedder names it), where a warm-up task would leave a server that fails every question.
+            core.warm()
+            app = build_web_app(core)
+            log.info("%s", startup_line(settings, sock))
+            for warning in startup_warnings(settings):
+                log.warning("%s", warning)
+            web.run_app(app, sock=sock, print=None, access_log_class=AccessLogger)
     finally:
-        core.close()
+        if core is not None:
+            core.close()
         if lock.is_locked:
             lock.release()
     return 0

@@ -13,7 +13,16 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
+
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
+from urllib3.util.retry import Retry
 
 from rag.ports import PageSourceError
 from rag.types import Page, PageRef
@@ -26,6 +35,46 @@ LIST_EXPAND = f"version,ancestors,{_RESTRICTIONS}"
 BODY_EXPAND = f"body.storage,version,space,{_RESTRICTIONS}"
 # A guard against a server that keeps sending the same next link.
 _MAX_BATCHES = 100_000
+# The longest wait between two attempts, whether from our backoff or a server's Retry-After.
+MAX_BACKOFF_S = 60.0
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+class _BoundedRetry(Retry):
+    """urllib3's Retry with a server's Retry-After capped like our own backoff: a server saying "come back in
+    a day" must not hold an ingest (or the scheduler's thread) for a day."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        wait = super().get_retry_after(response)
+        return None if wait is None else float(min(wait, self.backoff_max))
+
+
+def bounded_retry(*, retries: int, backoff_s: float) -> Retry:
+    """Every failure counts against one budget: connection errors, timeouts, 429 and 5xx.
+
+    atlassian-python-api's own `backoff_and_retry` builds `Retry(status=N)` with `total` and `connect`
+    unset, so a refused connection or an unknown host is retried without end. `total` bounds them all;
+    after the last 5xx the answer itself is returned (`raise_on_status=False`), so the error names the
+    status rather than "too many retries".
+    """
+    return _BoundedRetry(
+        total=retries,
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=backoff_s,
+        backoff_max=MAX_BACKOFF_S,
+        backoff_jitter=0.0,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+def worst_case_s(*, retries: int, backoff_s: float, timeout_s: float) -> float:
+    """How long one request can take before it fails, for a source that never answers.
+
+    urllib3 retries the first failure at once, then waits backoff_s × 2^(n-1) before the n-th retry.
+    """
+    waits: float = sum(min(MAX_BACKOFF_S, backoff_s * 2.0 ** (n - 1)) for n in range(2, retries + 1))
+    return (retries + 1) * timeout_s + waits
 
 
 class ConfluenceError(PageSourceError):
@@ -70,6 +119,7 @@ class ConfluenceSource:
         spaces: Sequence[str],
         page_limit: int = 50,
         overlap: timedelta = timedelta(minutes=15),
+        retries: int = 0,
     ) -> None:
         bad = [s for s in spaces if not SPACE_KEY.match(s)]
         if bad or not spaces:
@@ -79,6 +129,7 @@ class ConfluenceSource:
         self._limit = page_limit
         self._overlap = overlap
         self._base = client.url.rstrip("/")
+        self._retries = retries
 
     # -- the PageSource port -------------------------------------------------------------------------
 
@@ -122,7 +173,7 @@ class ConfluenceSource:
         except Exception as exc:
             if _status(exc) == 404:
                 return None
-            raise ConfluenceError(_describe(exc)) from exc
+            raise ConfluenceError(self._describe(exc)) from exc
         if not isinstance(content, dict) or content.get("status", "current") != "current":
             return None
         return self._page(content)
@@ -137,7 +188,7 @@ class ConfluenceSource:
             try:
                 response = self._client.get(url, params=query, absolute=absolute)
             except Exception as exc:
-                raise ConfluenceError(_describe(exc)) from exc
+                raise ConfluenceError(self._describe(exc)) from exc
             if not isinstance(response, dict) or not isinstance(response.get("results"), list):
                 raise ConfluenceError(f"unexpected answer from Confluence for {path}")
             for item in response["results"]:
@@ -152,6 +203,22 @@ class ConfluenceSource:
             seen.add(url)
             query, absolute = {}, True
         raise ConfluenceError("Confluence pagination did not end")
+
+    def _describe(self, exc: BaseException) -> str:
+        """One line an operator can act on: the setting, the address and what went wrong."""
+        status = _status(exc)
+        if status == 401:
+            return (
+                "Confluence refused our credentials (401): check CONFLUENCE_USERNAME/PASSWORD or "
+                "CONFLUENCE_TOKEN"
+            )
+        if status == 403:
+            return "Confluence denied access (403): the account cannot read that space"
+        where = f"CONFLUENCE_URL {_without_userinfo(self._base)}"
+        tries = f"{self._retries + 1} attempt{'s' if self._retries else ''}"
+        if status is not None:
+            return f"{where} answered HTTP {status}" + (f" ({tries})" if status in RETRY_STATUSES else "")
+        return f"cannot reach {where}: {_cause(exc)} ({tries})"
 
     def _resolve_next(self, link: str) -> str:
         parts = urlsplit(link)
@@ -207,14 +274,40 @@ def _status(exc: BaseException) -> int | None:
     return int(code) if code is not None else None
 
 
-def _describe(exc: BaseException) -> str:
-    status = _status(exc)
-    if status == 401:
-        return (
-            "Confluence refused our credentials (401): check CONFLUENCE_USERNAME/PASSWORD or CONFLUENCE_TOKEN"
-        )
-    if status == 403:
-        return "Confluence denied access (403): the account cannot read that space"
-    if status is not None:
-        return f"Confluence answered HTTP {status}"
-    return f"Confluence is unreachable: {type(exc).__name__}"
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost network failure in requests' and urllib3's wrapping, in words."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        # Subclasses first: in urllib3 2 NameResolutionError is a NewConnectionError, which is in turn a
+        # ConnectTimeoutError (for history's sake), though neither is a timeout.
+        if isinstance(current, NameResolutionError):
+            return "the host name does not resolve"
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(current, NewConnectionError):
+            if isinstance(current.__cause__, ConnectionRefusedError) or "refused" in str(current).lower():
+                return "connection refused"
+            return f"cannot connect ({str(current.__cause__ or current)[:200]})"
+        if isinstance(current, ConnectTimeoutError):
+            return "no connection within CONFLUENCE_TIMEOUT_S"
+        if isinstance(current, ReadTimeoutError):
+            return "no answer within CONFLUENCE_TIMEOUT_S"
+        if isinstance(current, SSLError):
+            return "TLS failed (CONFLUENCE_VERIFY_SSL, or a proxy's certificate)"
+        # requests keeps urllib3's MaxRetryError in args; urllib3 keeps the last error in `reason`.
+        todo.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+        for attribute in ("reason", "__cause__", "__context__"):
+            inner = getattr(current, attribute, None)
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+    return type(exc).__name__

@@ -87,6 +87,7 @@ class LiteLLMChatModel:
         self._max_tokens = max_tokens
         for name in (self._model, *self._fallbacks):
             self._check_provider(name)
+            self._check_credentials(name)
 
     @property
     def model(self) -> str:
@@ -105,6 +106,22 @@ class LiteLLMChatModel:
                 f"LiteLLM does not know the provider of model {model!r}: "
                 "prefix it with one, e.g. openai/, azure/, mistral/, ollama/, hosted_vllm/"
             ) from exc
+
+    def _check_credentials(self, model: str) -> None:
+        """Fails at startup when the provider's key is missing, rather than every answer falling back.
+
+        Only where LiteLLM can tell: with our own key or base URL (a local or self-hosted server, which may
+        need none) we cannot, and AWS or Google credentials may come from the machine's role, not a variable.
+        """
+        if self._api_key or self._api_base:
+            return
+        missing = self._litellm.validate_environment(model=model).get("missing_keys") or []
+        keys = [k for k in missing if str(k).endswith(("_KEY", "_TOKEN")) and not str(k).startswith("AWS_")]
+        if keys:
+            raise ValueError(
+                f"model {model!r} needs a key: set LITELLM_API_KEY (or {' / '.join(keys)}), "
+                "or LITELLM_API_BASE for a server that needs none"
+            )
 
     def _request_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

@@ -57,11 +57,14 @@ class WikiAssistant:
         self._language.warm()
 
     async def answer(self, question: str, history: Sequence[Turn]) -> Reply:
+        # An empty index is answered at once: no language model, no query embedding (a first model load
+        # can take half a minute) for a question nothing could answer.
+        if not await asyncio.to_thread(self._retriever.ready):
+            return Reply.error(texts.EMPTY_INDEX)
         language = await asyncio.to_thread(self._language.detect, question)
         standalone, retrieved = await self._retrieve(history, question)
         if not retrieved.hits:
-            ready = await asyncio.to_thread(self._retriever.ready)
-            return not_found(language) if ready else Reply.error(texts.EMPTY_INDEX)
+            return not_found(language)
         if self._model is None:
             if self._abstention.abstains(retrieved, language):
                 return not_found(language)

@@ -92,8 +92,10 @@ def sync_once(
     truncated_before = embedder.truncated
     target: SyncTarget | None = None
     try:
+        # Confluence first: an unreachable or refusing wiki fails at once, before a model is loaded.
+        refs = _list_pages(source, run)
         target = index.begin(fingerprint=embedder.fingerprint, full=full)
-        _sync(source, target, index, embedder, chunker, include_restricted, run, progress, stop)
+        _sync(refs, source, target, index, embedder, chunker, include_restricted, run, progress, stop)
     except SyncAborted as exc:
         run.errors.append(str(exc))
         run.fatal = True
@@ -120,7 +122,10 @@ def sync_once(
         chunks_embedded=run.chunks_embedded,
         chunks_total=summary.chunks,
         chunks_truncated=embedder.truncated - truncated_before,
-        errors=tuple(run.errors[:50]),
+        # The reason a run failed is its last error, and stays in the report however many pages failed.
+        errors=tuple(run.errors[:50])
+        if len(run.errors) <= 50 or not run.fatal
+        else (*run.errors[:49], run.errors[-1]),
         fetch_s=run.fetch_s,
         chunk_s=run.chunk_s,
         embed_s=run.embed_s,
@@ -152,7 +157,18 @@ def sync_once(
     return report
 
 
+def _list_pages(source: PageSource, run: _Run) -> list[PageRef]:
+    try:
+        t0 = time.perf_counter()
+        refs = source.list_pages()
+        run.fetch_s += time.perf_counter() - t0
+    except PageSourceError as exc:
+        raise SyncAborted(f"listing pages: {exc}") from exc
+    return refs
+
+
 def _sync(
+    refs: list[PageRef],
     source: PageSource,
     target: SyncTarget,
     index: IndexWriter,
@@ -164,12 +180,6 @@ def _sync(
     stop: threading.Event | None,
 ) -> None:
     known = index.indexed_pages(target)
-    try:
-        t0 = time.perf_counter()
-        refs = source.list_pages()
-        run.fetch_s += time.perf_counter() - t0
-    except PageSourceError as exc:
-        raise SyncAborted(f"listing pages: {exc}") from exc
 
     hidden = set() if include_restricted else restricted_ids(refs)
     wanted = {r.page_id: r for r in refs if r.page_id not in hidden}

@@ -171,9 +171,9 @@ def _wikibot(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
     )
 
 
-def test_ask_on_an_empty_index_exits_1(tmp_path: Path) -> None:
+def test_ask_on_an_empty_index_says_to_ingest_with_exit_0(tmp_path: Path) -> None:
     proc = _wikibot(tmp_path, "ask", "anything?", DATA_DIR=str(tmp_path / "empty"))
-    assert proc.returncode == 1 and "wikibot ingest" in proc.stdout
+    assert proc.returncode == 0 and "wikibot ingest" in proc.stdout
 
 
 def test_search_refuses_a_k_outside_1_to_50(tmp_path: Path) -> None:
