@@ -61,6 +61,21 @@ class _Run:
     write_s: float = 0.0
 
 
+# The run's counters and timings that the report carries as they are.
+_REPORTED = (
+    "added",
+    "updated",
+    "removed",
+    "unchanged",
+    "skipped",
+    "chunks_embedded",
+    "fetch_s",
+    "chunk_s",
+    "embed_s",
+    "write_s",
+    "pages_cut",
+    "skipped_restricted",
+)
 _DONE = object()
 
 
@@ -114,24 +129,13 @@ def sync_once(
         finished_at=now(),
         ok=ok,
         full=full if target is None else target.rebuild,
-        added=run.added,
-        updated=run.updated,
-        removed=run.removed,
-        unchanged=run.unchanged,
-        skipped=run.skipped,
-        chunks_embedded=run.chunks_embedded,
+        **{name: getattr(run, name) for name in _REPORTED},
         chunks_total=summary.chunks,
         chunks_truncated=embedder.truncated - truncated_before,
         # The reason a run failed is its last error, and stays in the report however many pages failed.
         errors=tuple(run.errors[:50])
         if len(run.errors) <= 50 or not run.fatal
         else (*run.errors[:49], run.errors[-1]),
-        fetch_s=run.fetch_s,
-        chunk_s=run.chunk_s,
-        embed_s=run.embed_s,
-        write_s=run.write_s,
-        pages_cut=run.pages_cut,
-        skipped_restricted=run.skipped_restricted,
     )
     index.record_sync(report)
     log.info(

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
+from bot.demo.confluence_fake import ConfluenceFake
+from tests.support import PASSWORD, USER
 
 pytest_plugins = [
     "tests.fakes.llm_server",
@@ -39,3 +41,10 @@ def hermetic_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
     # A developer's .env in the repo must not leak into tests: settings read .env from the working dir.
     monkeypatch.chdir(tmp_path)
     yield
+
+
+@pytest.fixture
+def fake() -> Iterator[ConfluenceFake]:
+    """The loopback Confluence with the sample wiki, for tests that talk to it as the bot's account."""
+    with ConfluenceFake(username=USER, password=PASSWORD) as fake:
+        yield fake

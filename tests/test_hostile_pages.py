@@ -21,7 +21,7 @@ from bot.demo.confluence_fake import ConfluenceFake
 from rag.chunking import embedding_text
 from rag.types import Chunk, SyncReport
 from tests.fakes.embedder import WindowedEmbedder
-from tests.support import PASSWORD, USER, make_core, settings_for
+from tests.support import make_core, settings_for
 
 PAGE_ID = "7001"
 WINDOW = 256
@@ -38,12 +38,6 @@ def _chinese(n: int) -> str:
 
 
 CJK_3000 = _chinese(3_000)
-
-
-@pytest.fixture
-def fake() -> Iterator[ConfluenceFake]:
-    with ConfluenceFake(username=USER, password=PASSWORD) as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from bot.server import RUNNER, build_web_app
 from rag.llm import ChatModelError
 from rag.types import IncomingMessage
 from tests.fakes.embedder import HashingEmbedder
-from tests.support import PASSWORD, USER, make_core, settings_for
+from tests.support import make_core, settings_for
 
 QUESTION = "How do I connect to the VPN from home?"
 
@@ -27,12 +27,6 @@ class DownModel:
 
     async def complete(self, *, messages: Sequence[dict[str, str]]) -> str:
         raise ChatModelError("the model provider answered 503")
-
-
-@pytest.fixture
-def fake() -> Iterator[ConfluenceFake]:
-    with ConfluenceFake(username=USER, password=PASSWORD) as fake:
-        yield fake
 
 
 @pytest.fixture

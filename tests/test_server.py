@@ -15,15 +15,9 @@ from bot.demo.confluence_fake import ConfluenceFake
 from bot.scheduler import SyncRunner, needs_startup_sync
 from bot.server import RUNNER, build_web_app
 from tests.fakes.embedder import HashingEmbedder
-from tests.support import PASSWORD, USER, make_core, settings_for
+from tests.support import make_core, settings_for
 
 TOKEN = "s3cret-admin-token"
-
-
-@pytest.fixture
-def fake() -> Iterator[ConfluenceFake]:
-    with ConfluenceFake(username=USER, password=PASSWORD) as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,6 @@ from bot.status import left_out
 from rag.types import SyncReport
 from tests.fakes.embedder import HashingEmbedder
 from tests.support import PASSWORD, USER, make_core, settings_for
-
-
-@pytest.fixture
-def fake() -> Iterator[ConfluenceFake]:
-    with ConfluenceFake(username=USER, password=PASSWORD) as fake:
-        yield fake
 
 
 @pytest.fixture

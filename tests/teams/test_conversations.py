@@ -177,33 +177,36 @@ async def test_help_describes_the_bot(
     assert assistant.answerer.questions == []
 
 
-async def test_a_bare_mention_gets_the_help(
-    teams: TeamsBot, connector: ConnectorFake, assistant: FakeAssistant
+THREAD = {"id": f"{CHANNEL};messageid=1700000000888", "conversationType": "channel", "tenantId": TENANT_ID}
+# Teams attaches an HTML copy of many messages, a bare mention included: that is not a file.
+HTML_COPY = {"contentType": "text/html", "content": "<div><at>WikiBot</at></div>"}
+PICTURE = {"contentType": "image/png", "contentUrl": "https://example.com/screen.png"}
+
+
+@pytest.mark.parametrize(
+    ("text", "attachment", "in_thread", "expected"),
+    [
+        pytest.param("<at>WikiBot</at>", HTML_COPY, True, texts.HELP, id="bare-mention-gets-the-help"),
+        pytest.param("", PICTURE, False, texts.FILE_ONLY, id="picture-gets-told-only-text-is-read"),
+    ],
+)
+async def test_a_message_without_a_question_gets_a_notice_and_asks_nothing(
+    teams: TeamsBot,
+    connector: ConnectorFake,
+    assistant: FakeAssistant,
+    text: str,
+    attachment: dict[str, str],
+    in_thread: bool,
+    expected: str,
 ) -> None:
-    thread = {
-        "id": f"{CHANNEL};messageid=1700000000888",
-        "conversationType": "channel",
-        "tenantId": TENANT_ID,
-    }
-    bare = teams.activity("<at>WikiBot</at>", conversation=thread, entities=[mention()])
-    # Teams attaches an HTML copy of the message itself: that is not a file.
-    bare["attachments"] = [{"contentType": "text/html", "content": "<div><at>WikiBot</at></div>"}]
-    await teams.send(bare)
+    activity = teams.activity(
+        text, conversation=THREAD if in_thread else None, entities=[mention()] if in_thread else None
+    )
+    activity["attachments"] = [attachment]
+    await teams.send(activity)
 
     [reply] = await connector.wait_for_messages(1)
-    assert reply.text == texts.HELP
-    assert assistant.answerer.questions == []
-
-
-async def test_a_picture_without_text_gets_told_only_text_is_read(
-    teams: TeamsBot, connector: ConnectorFake, assistant: FakeAssistant
-) -> None:
-    picture = teams.activity("")
-    picture["attachments"] = [{"contentType": "image/png", "contentUrl": "https://example.com/screen.png"}]
-    await teams.send(picture)
-
-    [reply] = await connector.wait_for_messages(1)
-    assert reply.text == texts.FILE_ONLY
+    assert reply.text == expected
     assert assistant.answerer.questions == []
 
 
