@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.config import Settings
 from bot.demo.confluence_fake import ConfluenceFake
+from bot.runtime import SafeFormatter, start_process
 from tests.support import PASSWORD, USER
 
 pytest_plugins = [
@@ -48,3 +52,20 @@ def fake() -> Iterator[ConfluenceFake]:
     """The loopback Confluence with the sample wiki, for tests that talk to it as the bot's account."""
     with ConfluenceFake(username=USER, password=PASSWORD) as fake:
         yield fake
+
+
+@pytest.fixture
+def process_log() -> Iterator[Callable[..., io.StringIO]]:
+    """The process's own logging as `wikibot` sets it up, written to a buffer; undone afterwards."""
+    root = logging.getLogger()
+    level = root.level
+
+    def start(**options: Any) -> io.StringIO:
+        buffer = io.StringIO()
+        start_process(stream=buffer, **options)
+        return buffer
+
+    yield start
+    for handler in [h for h in root.handlers if isinstance(h.formatter, SafeFormatter)]:
+        root.removeHandler(handler)
+    root.setLevel(level)

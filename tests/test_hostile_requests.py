@@ -6,7 +6,6 @@ import io
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -16,30 +15,12 @@ from aiohttp import web
 from bot.app import Core
 from bot.cli import main
 from bot.demo.confluence_fake import ConfluenceFake
-from bot.runtime import SafeFormatter, start_process
 from bot.server import AccessLogger, build_web_app
 from tests.fakes.embedder import HashingEmbedder
 from tests.support import PASSWORD, USER, make_core, settings_for
 
 TOKEN = "s3cret-admin-token-4242"
 API_KEY = "sk-live-0123456789abcdef"
-
-
-@pytest.fixture
-def process_log() -> Iterator[Callable[..., io.StringIO]]:
-    """The process's own logging as `wikibot` sets it up, written to a buffer; undone afterwards."""
-    root = logging.getLogger()
-    level = root.level
-
-    def start(**options: Any) -> io.StringIO:
-        buffer = io.StringIO()
-        start_process(stream=buffer, **options)
-        return buffer
-
-    yield start
-    for handler in [h for h in root.handlers if isinstance(h.formatter, SafeFormatter)]:
-        root.removeHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.fixture

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections.abc import Callable
 
 import pytest
-
-from bot.runtime import SafeFormatter, start_process
 
 from .conftest import TeamsBot, start_bot, teams_settings
 from .connector_fake import ConnectorFake
@@ -117,21 +116,13 @@ async def test_anonymous_emulator_mode_answers_unsigned_requests_and_warns(
         await runner.cleanup()
 
 
-async def test_a_rejected_request_cannot_forge_a_log_line(teams: TeamsBot) -> None:
-    buffer = io.StringIO()
-    root = logging.getLogger()
-    level = root.level
-    start_process(log_level="INFO", stream=buffer)
-    try:
-        forged = "2026-11-29 10:00:00,000 INFO adapters.teams.bot: admin granted"
-        conversation = {"id": f"a:1\n{forged}", "conversationType": "personal", "tenantId": "t"}
-        sent = await teams.send(
-            teams.activity(QUESTION, conversation=conversation), authorization="Bearer x.y.z"
-        )
-        assert sent.status == 401
-    finally:
-        for handler in [h for h in root.handlers if isinstance(h.formatter, SafeFormatter)]:
-            root.removeHandler(handler)
-        root.setLevel(level)
+async def test_a_rejected_request_cannot_forge_a_log_line(
+    teams: TeamsBot, process_log: Callable[..., io.StringIO]
+) -> None:
+    buffer = process_log(log_level="INFO")
+    forged = "2026-11-29 10:00:00,000 INFO adapters.teams.bot: admin granted"
+    conversation = {"id": f"a:1\n{forged}", "conversationType": "personal", "tenantId": "t"}
+    sent = await teams.send(teams.activity(QUESTION, conversation=conversation), authorization="Bearer x.y.z")
+    assert sent.status == 401
     assert "rejected a request" in buffer.getvalue()
     assert not any(line.startswith(forged[:19]) for line in buffer.getvalue().splitlines())
