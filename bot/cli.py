@@ -20,6 +20,8 @@ from bot.runtime import SyncBusy, ensure_no_server, start_process
 log = logging.getLogger("wikibot")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# What a shell reports for a command Ctrl-C stopped (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def _top_k(value: str) -> int:
@@ -188,8 +190,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO, stdin: TextIO) -> int:
+    from adapters.terminal import Screen
     from bot.app import build_core
 
+    screen = Screen(out)
     core = build_core(settings)
     empty = not core.retriever.ready()  # then nothing is embedded: no model loads for an empty index
     try:
@@ -204,37 +208,36 @@ def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO, stdin:
                 _dump([], out)
                 continue
             hits = () if empty else core.retriever.search(query, k=args.k).hits
-            rows = [
-                {
-                    "page_id": h.chunk.page_id,
-                    "title": h.chunk.title,
-                    "url": h.chunk.url,
-                    "section": h.chunk.section,
-                    "score": round(h.score, 6),
-                    "text": h.chunk.text,
-                }
-                for h in hits
-            ]
             if args.json or args.query == "-":
-                _dump(rows, out)
+                _dump(
+                    [
+                        {
+                            "page_id": h.chunk.page_id,
+                            "title": h.chunk.title,
+                            "url": h.chunk.url,
+                            "section": h.chunk.section,
+                            "score": round(h.score, 6),
+                            "text": h.chunk.text,
+                        }
+                        for h in hits
+                    ],
+                    out,
+                )
+            elif hits:
+                screen.passages(hits)
             else:
-                for n, row in enumerate(rows, start=1):
-                    out.write(
-                        f"[{n}] {row['title']} › {row['section']}  ({row['score']:.4f})\n    {row['url']}\n"
-                    )
-                if not rows:
-                    out.write(
-                        "no passages found (the index is empty: run `wikibot ingest` first)\n"
-                        if empty
-                        else "no passages found\n"
-                    )
+                out.write(
+                    "no passages found (the index is empty: run `wikibot ingest` first)\n"
+                    if empty
+                    else "no passages found\n"
+                )
     finally:
         core.close()
     return EXIT_OK
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings, out: TextIO, stdin: TextIO) -> int:
-    from adapters.terminal import render
+    from adapters.terminal import Screen
     from bot.app import build_core
     from rag.types import IncomingMessage, ReplyKind
 
@@ -245,6 +248,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings, out: TextIO, stdin: Te
     if not empty:
         _ = core.embedder.fingerprint
     session = args.session or f"cli:{uuid.uuid4()}"
+    screen = Screen(out)
 
     async def run() -> int:
         status = EXIT_OK
@@ -269,7 +273,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings, out: TextIO, stdin: Te
                     out,
                 )
             else:
-                out.write(render(reply) + "\n")
+                screen.reply(reply)
         return status
 
     try:
@@ -283,11 +287,12 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_core
 
     core = build_core(settings)
-    _ = core.embedder.fingerprint
+    if core.retriever.ready():  # the model loads now, not at the first question; an empty index needs none
+        _ = core.embedder.fingerprint
     try:
         asyncio.run(chat(core.assistant, session_key=args.session or f"terminal:{uuid.uuid4()}"))
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt:  # Ctrl-C leaves the chat, as Ctrl-D does
+        sys.stdout.write("\n")
     finally:
         core.close()
     return EXIT_OK
@@ -380,6 +385,9 @@ def main(argv: list[str] | None = None, *, stdin: TextIO | None = None, stdout: 
     except SettingsError as exc:
         print(f"wikibot: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C during a one-shot command: stopped, without a traceback
+        print("wikibot: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_USAGE
 
 

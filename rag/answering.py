@@ -10,7 +10,7 @@ from importlib import resources
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 
-from rag.markdown import CITATION, CITATION_RUN, citation_numbers, code_spans
+from rag.markdown import CITATION, CITATION_RUN, citation_numbers, closes_fence, code_spans, fence_opening
 from rag.types import Hit, Reply, Source, Turn
 
 NO_ANSWER = "NO_ANSWER"
@@ -45,11 +45,17 @@ def _message_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     return [{"role": roles.get(m.type, "user"), "content": str(m.content)} for m in messages]
 
 
-def heading(title: str, section: str) -> str:
-    """ "Title › Section", without repeating the title when the section trail starts with it."""
+def subheading(title: str, section: str) -> str:
+    """The section trail without the page's title in front: "" for a passage at the top of the page."""
     if section.startswith(f"{title} > "):
         section = section[len(title) + 3 :]
-    return title if not section or section == title else f"{title} › {section}"
+    return "" if section == title else section
+
+
+def heading(title: str, section: str) -> str:
+    """ "Title › Section", without repeating the title when the section trail starts with it."""
+    section = subheading(title, section)
+    return f"{title} › {section}" if section else title
 
 
 def passage_body(text: str) -> str:
@@ -185,21 +191,51 @@ def _renumber_citations(text: str, hits: Sequence[Hit]) -> tuple[str, list[Sourc
 
 
 def extractive(hits: Sequence[Hit], language: str, *, intro: dict[str, str], limit: int = 3) -> Reply:
+    """The best passages themselves, grouped under their page: each source is numbered once, and a page's
+    second passage sits under the same [n] with its own section line."""
+    pages: dict[str, list[Hit]] = {}
+    for hit in hits[:limit]:
+        pages.setdefault(hit.chunk.page_id, []).append(hit)
     lines = [intro.get(language, intro["en"]), ""]
     sources: list[Source] = []
-    number_of_page: dict[str, int] = {}
-    for hit in hits[:limit]:
-        chunk = hit.chunk
-        if chunk.page_id not in number_of_page:
-            sources.append(Source(chunk.page_id, chunk.title, chunk.url))
-            number_of_page[chunk.page_id] = len(sources)
-        body = passage_body(chunk.text).strip()
-        if len(body) > 600:
-            body = body[:600].rsplit(" ", 1)[0] + " …"
-        lines.append(f"[{number_of_page[chunk.page_id]}] **{heading(chunk.title, chunk.section)}**")
-        lines.append(body)
-        lines.append("")
+    for n, passages in enumerate(pages.values(), start=1):
+        first = passages[0].chunk
+        sources.append(Source(first.page_id, first.title, first.url))
+        if len(passages) == 1:
+            lines.append(f"[{n}] **{heading(first.title, first.section)}**")
+        else:
+            lines.append(f"[{n}] **{first.title}**")
+        for hit in passages:
+            if len(passages) > 1 and (section := subheading(first.title, hit.chunk.section)):
+                lines.append(f"_{section}_")
+            lines.append(excerpt(passage_body(hit.chunk.text).strip()))
+            lines.append("")
     return Reply(text="\n".join(lines).strip(), sources=tuple(sources), grounded=True, mode="extractive")
+
+
+# A chunk is at most CHUNK_SIZE (1,000 by default) characters, so a passage normally shows whole; only a page
+# chunked with a larger size, or a blob of one word longer than a chunk, is cut.
+PASSAGE_MAX_CHARS = 1500
+_SENTENCE_END = re.compile(r"[.!?…。！？](?=\s)|\n")
+
+
+def excerpt(body: str, limit: int = PASSAGE_MAX_CHARS) -> str:
+    """The passage whole, or cut after its last sentence (or line) that fits, with "…"; a code block cut open is
+    closed again, so what follows does not render as code."""
+    if len(body) <= limit:
+        return body
+    head = body[:limit]
+    ends = [m.end() for m in _SENTENCE_END.finditer(head) if m.end() > limit // 3]
+    head = head[: ends[-1]] if ends else head.rsplit(" ", 1)[0]
+    fence = None
+    for line in head.split("\n"):
+        if fence is None:
+            fence = fence_opening(line)
+        elif closes_fence(line, fence):
+            fence = None
+    if fence is not None:
+        return f"{head.rstrip()}\n{fence}\n…"
+    return f"{head.rstrip()} …"
 
 
 def not_found(language: str) -> Reply:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answering import NO_ANSWER, cite
+from rag.answering import EXTRACTIVE_INTRO, NO_ANSWER, PASSAGE_MAX_CHARS, cite, excerpt, extractive
 from rag.types import Chunk, Hit
 
 # Passages as retrieval returns them: 1 and 2 come from one page, 3, 4 and 5 from three others.
@@ -186,3 +186,56 @@ def test_answer_that_mentions_the_sentinel_is_still_an_answer(answer: str) -> No
     reply = cite(answer, _hits())
     assert reply.grounded
     assert NO_ANSWER in reply.text
+
+
+def _passage(page: str, section: str, body: str) -> Hit:
+    title = _PAGES[page]
+    chunk = Chunk(
+        chunk_id=f"{page}-{section}",
+        page_id=page,
+        space="IT",
+        title=title,
+        url=f"https://wiki.example.com/pages/{page}",
+        version=1,
+        last_modified="2024-01-01",
+        section=f"{title} > {section}",
+        text=f"{title}\n{section}\n\n{body}",
+    )
+    return Hit(chunk=chunk, score=1.0)
+
+
+def test_passages_without_a_model_number_each_page_once() -> None:
+    reply = extractive(
+        [
+            _passage("vpn", "From home", "Install the client."),
+            _passage("vpn", "Troubleshooting", "Restart it."),
+            _passage("laptop", "Setup", "Unbox it."),
+        ],
+        "en",
+        intro=EXTRACTIVE_INTRO,
+    )
+    assert [line for line in reply.text.splitlines() if line.startswith("[")] == [
+        "[1] **VPN access**",
+        "[2] **Laptop setup › Setup**",
+    ]
+    # Each passage of the page keeps its own section line under the one number.
+    assert "_From home_\nInstall the client.\n\n_Troubleshooting_\nRestart it." in reply.text
+    assert [s.page_id for s in reply.sources] == ["vpn", "laptop"]
+
+
+def test_a_passage_is_shown_whole() -> None:
+    # A warning that ends past 600 characters, as the sample wiki's long procedure steps do.
+    body = "Step one. " * 70 + "Warning: never share your token."
+    reply = extractive([_passage("vpn", "Steps", body)], "en", intro=EXTRACTIVE_INTRO)
+    assert reply.text.endswith(body)
+
+
+def test_a_passage_too_long_is_cut_after_a_sentence() -> None:
+    shown = excerpt("The first sentence is short. " * 60 + "unfinished words " * 200)
+    assert shown.endswith("The first sentence is short. …") and len(shown) <= PASSAGE_MAX_CHARS + 2
+
+
+def test_a_long_code_block_cut_is_closed_again() -> None:
+    shown = excerpt("Run this:\n```bash\n" + "kubectl get pods --all-namespaces\n" * 80 + "```\nDone.")
+    lines = shown.splitlines()
+    assert lines[-2:] == ["```", "…"] and lines[-3] == "kubectl get pods --all-namespaces"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -79,6 +80,22 @@ def test_search_json_shape_and_relevance(env: Path) -> None:
     assert set(rows[0]) == {"page_id", "title", "url", "section", "score", "text"}
     assert any("VPN" in r["title"] for r in rows)
     assert all(r["url"].startswith("http://127.0.0.1") for r in rows)
+
+
+def test_search_for_a_person_shows_each_page_once_with_its_passages_and_no_scores(env: Path) -> None:
+    code, out = _run(["search", "VPN connection from home", "-k", "4"])
+    _, json_out = _run(["search", "VPN connection from home", "-k", "4", "--json"])
+    rows = json.loads(json_out)
+    pages: dict[str, dict[str, str]] = {}
+    for row in rows:
+        pages.setdefault(row["page_id"], row)
+    headers = [line for line in out.splitlines() if line.startswith("[")]
+    assert code == 0 and headers == [
+        f"[{n}] {page['title']} - {page['url']}" for n, page in enumerate(pages.values(), start=1)
+    ]
+    # The passages themselves, whole, and no fusion score a person cannot read.
+    assert all(line.strip() in out for r in rows for line in r["text"].split("\n\n", 1)[-1].splitlines())
+    assert not re.search(r"\b0\.\d{3,}", out)
 
 
 def test_search_dash_reads_one_query_per_line(env: Path) -> None:

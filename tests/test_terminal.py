@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import queue
+import re
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from adapters.terminal import PROMPT, chat, render
+from adapters.terminal import PROMPT, Screen, chat, render
 from bot.app import Core
 from rag.types import Reply, Source
 from tests.e2e_core import PRINTER_PAGE, reset_voids_the_answer_in_flight
 from tests.fakes.llm_server import FakeLLM
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Terminal:
@@ -81,3 +89,69 @@ def test_the_terminal_shows_no_bidi_control_zero_width_character_or_escape_seque
         shown
         == "read me ]8;;https://evil.example\\here]8;;\\\n\nSources:\n  [1] Guide - https://wiki.example.com/p/1"
     )
+
+
+def _styled(reply: Reply) -> str:
+    out = io.StringIO()
+    Screen(out, styled=True, width=100).reply(reply)
+    return out.getvalue()
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_OSC8 = re.compile(r"\x1b\]8;[^;]*;([^\x1b]*)\x1b\\")
+
+
+def test_a_terminal_shows_markdown_rendered_not_its_markup() -> None:
+    shown = _styled(
+        Reply(
+            text="Run **kubectl** _now_ [1].\n```bash\nkubectl get pods\n```\n- first\n- second",
+            sources=(Source("1", "Deploys", "https://wiki.example.com/p/1"),),
+        )
+    )
+    text = _ANSI.sub("", _OSC8.sub("", shown))
+    assert "\x1b[1m" in shown  # bold, drawn by the terminal
+    assert "**" not in text and "_now_" not in text and "```" not in text
+    assert "Run kubectl now [1]." in text and "kubectl get pods" in text and "• first" in text
+
+
+def test_a_terminal_links_only_the_sources() -> None:
+    shown = _styled(
+        Reply(
+            text="See [the portal](https://evil.example/a) and <https://evil.example/b> [1].\n\n"
+            "[1]: https://evil.example/c",
+            sources=(Source("1", "Guide", "https://wiki.example.com/p/1"),),
+        )
+    )
+    assert _OSC8.findall(shown) == ["https://wiki.example.com/p/1", ""]  # the title's link, and its end
+    text = _ANSI.sub("", _OSC8.sub("", shown))
+    # Written links stay visible and inert; the citation stays a citation, whatever the text defines.
+    assert "https://evil.example/a" in text and "https://evil.example/c" in text and "[1]" in text
+
+
+def test_piped_output_is_plain_text() -> None:
+    out = io.StringIO()  # not a terminal
+    Screen(out).reply(Reply(text="Use **the portal** [1].", sources=(Source("1", "VPN", "https://w/p/1"),)))
+    assert out.getvalue() == "Use **the portal** [1].\n\nSources:\n  [1] VPN - https://w/p/1\n"
+
+
+def test_ctrl_c_leaves_the_chat(tmp_path: Path) -> None:
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    chat = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "chat"],
+        env={**base, "PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data")},
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,  # open and silent: a user who typed nothing yet
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert chat.stdout is not None
+        seen = ""
+        while PROMPT not in seen:
+            seen += chat.stdout.read(1) or pytest.fail(f"chat ended before its prompt: {chat.stderr}")
+        chat.send_signal(signal.SIGINT)
+        assert chat.wait(timeout=15) == 0
+        assert "Traceback" not in (chat.stderr.read() if chat.stderr else "")
+    finally:
+        chat.kill()
