@@ -18,6 +18,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
@@ -46,6 +47,21 @@ _SLACK_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
 _MESSAGE = "wikibot_message"
 
 
+class _TokenFromEnvironment(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment even when given a client, and then warns at every
+    start that it ignores it: it does, on purpose (the client carries the token from our settings)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+def _bolt_logger() -> logging.Logger:
+    bolt_log = logging.getLogger("adapters.slack.bolt")
+    if not any(isinstance(f, _TokenFromEnvironment) for f in bolt_log.filters):
+        bolt_log.addFilter(_TokenFromEnvironment())
+    return bolt_log
+
+
 def _handled() -> BoltResponse:
     """What a middleware returns for a request it settles itself: a plain 200, so Slack does not retry."""
     return BoltResponse(status=200, body="")
@@ -66,7 +82,7 @@ class SlackBot:
             # handle_http checks every signature before anything is parsed: one check, not two.
             request_verification_enabled=False,
             name="wikibot",
-            logger=logging.getLogger("adapters.slack.bolt"),
+            logger=_bolt_logger(),
         )
         self._app_id: str | None = None
         self.app.use(self._only_this_installation)

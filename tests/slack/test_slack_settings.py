@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from aiohttp import web
 
@@ -48,3 +50,15 @@ def test_oauth_client_variables_that_would_make_bolt_drop_the_bot_token_are_refu
     monkeypatch.setenv("SLACK_CLIENT_SECRET", "abcdef")
     with pytest.raises(SettingsError, match="SLACK_CLIENT_ID"):
         slack_config(slack_settings(FakeSlack()))
+
+
+def test_the_bot_token_in_the_environment_brings_no_warning_at_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As `wikibot serve` runs: the token is an environment variable, which Bolt reads behind our back.
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    with caplog.at_level(logging.WARNING):
+        add_slack_routes(
+            web.Application(), config=slack_config(slack_settings(FakeSlack())), assistant=FakeAssistant()
+        )
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
