@@ -1,4 +1,4 @@
-"""The web server: Slack at /slack/events, Teams at /api/messages, /healthz, /metrics and /admin/sync."""
+"""The web server: Slack at /slack/events, Teams at /api/messages, /healthz, /readyz, /metrics and /admin/sync."""
 
 from __future__ import annotations
 
@@ -39,6 +39,13 @@ async def healthz(request: web.Request) -> web.Response:
         # for the admin token only; everyone sees how many there were.
         last["errors"] = len(last.get("errors") or [])
     return web.json_response(info, status=503 if failing else 200)
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness for a load balancer: 200 only when the active collection is in the vector store and holds
+    chunks (asked of the store, not of the ledger); 503 with the reason otherwise. /healthz stays liveness."""
+    readiness = await asyncio.to_thread(request.app[CORE].kb.readiness)
+    return web.json_response(readiness.as_dict(), status=200 if readiness.ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -115,6 +122,7 @@ def build_web_app(
     app[CORE] = core
     app[RUNNER] = runner
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/admin/sync", admin_sync)
 

@@ -13,7 +13,7 @@ from chromadb.api import ClientAPI
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import ChromaError, NotFoundError
 
-from rag.ports import VectorStoreError
+from rag.ports import MissingCollection, VectorStoreError
 from rag.types import Chunk
 
 # Chroma caps one write; large batches are still far cheaper than one call per chunk.
@@ -50,7 +50,10 @@ class ChromaStore:
         self._client = client
 
     def open(self, name: str) -> ChromaIndex:
-        return ChromaIndex(self._client, name)
+        return ChromaIndex(self._client, name, create=True)
+
+    def existing(self, name: str) -> ChromaIndex:
+        return ChromaIndex(self._client, name, create=False)
 
     def drop(self, name: str) -> None:
         try:
@@ -73,12 +76,20 @@ class ChromaStore:
 class ChromaIndex:
     """Implements rag.ports.VectorIndex over one Chroma collection (cosine space)."""
 
-    def __init__(self, client: ClientAPI, name: str) -> None:
+    def __init__(self, client: ClientAPI, name: str, *, create: bool) -> None:
         self.name = name
         # embedding_function=None: we always pass vectors, and Chroma's default would download a model.
-        self._collection = client.get_or_create_collection(
-            name=name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
-        )
+        try:
+            if create:
+                self._collection = client.get_or_create_collection(
+                    name=name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+                )
+            else:
+                self._collection = client.get_collection(name=name, embedding_function=None)
+        except NotFoundError:
+            raise MissingCollection(f"collection {name} is not in the vector store") from None
+        except (ChromaError, httpx.TransportError) as exc:
+            raise VectorStoreError(f"cannot open collection {name}: {type(exc).__name__}: {exc}") from exc
 
     def upsert(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
         if len(chunks) != len(embeddings):
@@ -141,4 +152,7 @@ class ChromaIndex:
             offset += len(got["ids"])
 
     def count(self) -> int:
-        return int(self._collection.count())
+        try:
+            return int(self._collection.count())
+        except NotFoundError:
+            raise MissingCollection(f"collection {self.name} is no longer in the vector store") from None

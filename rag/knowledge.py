@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from rag.ports import ActiveIndex, SyncTarget, VectorIndex, VectorStore, VectorStoreError
+from rag.ports import ActiveIndex, MissingCollection, SyncTarget, VectorIndex, VectorStore, VectorStoreError
 from rag.sqlite import connect, write_transaction
-from rag.types import IndexedPage, IndexSummary, SyncReport
+from rag.types import IndexedPage, IndexSummary, Readiness, SyncReport
 
 log = logging.getLogger(__name__)
 
@@ -248,27 +248,54 @@ class KnowledgeBase:
         self._lock = threading.Lock()
         self._open: dict[str, VectorIndex] = {}
 
-    def _vectors(self, name: str) -> VectorIndex:
-        # Opening a collection is a round trip to a Chroma server: keep each one open.
+    def _vectors(self, name: str, *, create: bool = False) -> VectorIndex:
+        """The collection, kept open (opening is a round trip to a Chroma server). Only a rebuild creates
+        one: a collection the ledger names but the store lacks raises MissingCollection."""
         with self._lock:
             index = self._open.get(name)
             if index is None:
-                index = self._store.open(name)
+                index = self._store.open(name) if create else self._store.existing(name)
                 self._open[name] = index
             return index
+
+    def _forget_handle(self, name: str) -> None:
+        with self._lock:
+            self._open.pop(name, None)
 
     # -- IndexReader -----------------------------------------------------------------------------------
 
     def active(self) -> ActiveIndex | None:
+        """None without an index, and when the store has lost the ledger's collection (dropped by another
+        process, the store wiped): readers then say the index is empty, and readiness says why."""
         active = self._ledger.active_collection()
         if active is None:
             return None
+        try:
+            vectors = self._vectors(active.name)
+        except MissingCollection:
+            log.warning("the active collection %s is missing from the vector store", active.name)
+            return None
         return ActiveIndex(
-            name=active.name,
-            fingerprint=active.fingerprint,
-            revision=active.revision,
-            vectors=self._vectors(active.name),
+            name=active.name, fingerprint=active.fingerprint, revision=active.revision, vectors=vectors
         )
+
+    def readiness(self) -> Readiness:
+        summary = self._ledger.summary()
+        if summary.collection is None:
+            return Readiness(False, "the index is empty: no sync has completed", None, 0, None)
+        try:
+            stored = self._vectors(summary.collection).count()
+        except MissingCollection:
+            self._forget_handle(summary.collection)
+            reason = f"the active collection {summary.collection} is missing from the vector store"
+            return Readiness(False, reason, summary.collection, summary.chunks, None)
+        except VectorStoreError as exc:
+            return Readiness(
+                False, f"the vector store fails: {exc}", summary.collection, summary.chunks, None
+            )
+        if stored == 0:
+            return Readiness(False, "the index is empty", summary.collection, summary.chunks, stored)
+        return Readiness(True, "ok", summary.collection, summary.chunks, stored)
 
     def needs_rebuild(self, *, fingerprint: str) -> bool:
         active = self._ledger.active_collection()
@@ -292,15 +319,44 @@ class KnowledgeBase:
         self._drop_doomed()
         active = self._ledger.active_collection()
         if not full and active is not None and not self.needs_rebuild(fingerprint=fingerprint):
-            return SyncTarget(
-                active.name, rebuild=False, fingerprint=fingerprint, vectors=self._vectors(active.name)
-            )
+            try:
+                vectors = self._vectors(active.name)
+                self._reconcile(active.name, vectors)
+                return SyncTarget(active.name, rebuild=False, fingerprint=fingerprint, vectors=vectors)
+            except MissingCollection:
+                # The store is the truth: what the ledger says of a collection that is gone is stale.
+                self._forget_handle(active.name)
+                log.warning(
+                    "the active collection %s is missing from the vector store: rebuilding", active.name
+                )
         digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:8]
         stamp = datetime.now(UTC).strftime("%Y%m%dt%H%M%S%f")
         name = f"{self._prefix}-{digest}-{stamp}"
         # Listed for dropping until it is activated: a process killed mid-rebuild leaves no orphan.
         self._ledger.doom(name, "rebuild in progress")
-        return SyncTarget(name, rebuild=True, fingerprint=fingerprint, vectors=self._vectors(name))
+        return SyncTarget(
+            name, rebuild=True, fingerprint=fingerprint, vectors=self._vectors(name, create=True)
+        )
+
+    def _reconcile(self, name: str, vectors: VectorIndex) -> None:
+        """Makes the ledger and the store agree when their counts differ (a process killed between writing a
+        page's chunks and recording them, a collection edited by hand): chunks the ledger does not list are
+        deleted, and a page whose chunks are not all there is forgotten, so this sync indexes it again."""
+        pages = self._ledger.pages(name)
+        listed = {chunk_id for page in pages.values() for chunk_id in page.chunk_ids}
+        if vectors.count() == len(listed):
+            return
+        stored = set(vectors.ids())
+        stray = sorted(stored - listed)
+        lacking = [page_id for page_id, page in pages.items() if not stored.issuperset(page.chunk_ids)]
+        log.warning(
+            "collection %s holds %d chunks the ledger does not list and lacks chunks of %d pages: repairing",
+            name,
+            len(stray),
+            len(lacking),
+        )
+        vectors.delete(stray)
+        self._ledger.remove_pages(name, lacking)
 
     def indexed_pages(self, target: SyncTarget) -> dict[str, IndexedPage]:
         return self._ledger.pages(target.name)

@@ -14,6 +14,7 @@ from rag.types import (
     IndexSummary,
     Page,
     PageRef,
+    Readiness,
     Reply,
     SyncReport,
     Turn,
@@ -84,6 +85,10 @@ class VectorStoreError(Exception):
     """The vector store cannot be reached or refused a request (network, server): the message is for logs."""
 
 
+class MissingCollection(VectorStoreError):
+    """The collection is not in the store: another process dropped it, or the store was wiped or replaced."""
+
+
 class VectorIndex(Protocol):
     """One collection of chunks and their vectors (cosine space)."""
 
@@ -103,7 +108,9 @@ class VectorIndex(Protocol):
 
     def ids(self) -> list[str]: ...
 
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """How many chunks it holds; MissingCollection when the collection was dropped meanwhile."""
+        ...
 
 
 class VectorStore(Protocol):
@@ -111,6 +118,11 @@ class VectorStore(Protocol):
 
     def open(self, name: str) -> VectorIndex:
         """The collection called name, created empty when it does not exist."""
+        ...
+
+    def existing(self, name: str) -> VectorIndex:
+        """The collection called name; MissingCollection when it is not there (never created behind the
+        caller's back: an empty index where a full one is expected would answer "nothing found")."""
         ...
 
     def drop(self, name: str) -> None:
@@ -173,6 +185,10 @@ class IndexReader(LedgerReader, Protocol):
 
     def needs_rebuild(self, *, fingerprint: str) -> bool:
         """True without an index, or when it was built by another embedder or chunk layout."""
+        ...
+
+    def readiness(self) -> Readiness:
+        """Asks the store, not only the ledger: is the active collection there, and does it hold chunks?"""
         ...
 
 

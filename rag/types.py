@@ -213,6 +213,27 @@ class IndexedPage:
 
 
 @dataclass(frozen=True, slots=True)
+class Readiness:
+    """Whether a replica can answer from the index: the ledger's collection is in the store and not empty."""
+
+    ready: bool
+    reason: str
+    collection: str | None
+    # What the ledger lists, and what the store holds (None when it could not say).
+    chunks: int
+    stored_chunks: int | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ready": self.ready,
+            "reason": self.reason,
+            "collection": self.collection,
+            "chunks": self.chunks,
+            "stored_chunks": self.stored_chunks,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class IndexSummary:
     """The active collection at a glance, for status and health."""
 

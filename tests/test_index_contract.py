@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.index import ChromaStore, open_chroma
-from rag.ports import VectorIndex, VectorStore, VectorStoreError
+from rag.ports import MissingCollection, VectorIndex, VectorStore, VectorStoreError
 from rag.types import Chunk
 from tests.fakes.memory_index import MemoryStore
 from tests.fakes.tcp_proxy import TcpProxy
@@ -122,3 +122,25 @@ def test_a_drop_while_the_server_is_unreachable_is_a_store_error(chroma_server: 
         assert name in store.names()
         store.drop(name)
         assert name not in store.names()
+
+
+def test_an_existing_collection_is_never_created_behind_the_callers_back(store: VectorStore) -> None:
+    name = f"contract-{uuid.uuid4().hex[:12]}"
+    with pytest.raises(MissingCollection):
+        store.existing(name)
+    assert name not in store.names()
+    store.open(name).upsert([_chunk(0, "there")], [_vec(0)])
+    try:
+        assert store.existing(name).count() == 1
+    finally:
+        store.drop(name)
+
+
+def test_a_handle_on_a_dropped_collection_says_it_is_missing(store: VectorStore) -> None:
+    name = f"contract-{uuid.uuid4().hex[:12]}"
+    handle = store.open(name)
+    handle.upsert([_chunk(0, "soon gone")], [_vec(0)])
+    store.drop(name)  # as another replica's blue/green switch would
+    with pytest.raises(MissingCollection):
+        handle.count()
+    assert name not in store.names()

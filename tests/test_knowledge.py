@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rag.knowledge import KnowledgeBase, Ledger
-from rag.types import IndexedPage
+from rag.types import Chunk, IndexedPage
 from tests.fakes.memory_index import MemoryStore
 
 
@@ -45,7 +45,10 @@ def test_a_ledger_written_by_the_previous_version_opens_as_it_is(tmp_path: Path)
     db.commit()
     db.close()
 
-    kb = KnowledgeBase(MemoryStore(), Ledger(path), prefix="wikibot", layout="chunks-v3/1000/150")
+    store = MemoryStore()  # the collection it names is in the vector store, as it was left
+    chunks = [Chunk(f"42:{n}", "42", "LUMEN", "VPN", "http://w/42", 3, "", "", "text") for n in range(2)]
+    store.open("wikibot-1234abcd-20260101t000000000000").upsert(chunks, [[1.0, 0.0]] * 2)
+    kb = KnowledgeBase(store, Ledger(path), prefix="wikibot", layout="chunks-v3/1000/150")
     try:
         summary = kb.summary()
         assert (summary.collection, summary.fingerprint, summary.pages, summary.chunks, summary.spaces) == (

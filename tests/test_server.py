@@ -14,6 +14,7 @@ from bot.app import Core
 from bot.demo.confluence_fake import ConfluenceFake
 from bot.scheduler import SyncRunner, needs_startup_sync
 from bot.server import RUNNER, build_web_app
+from rag.index import ChromaStore, open_chroma
 from tests.fakes.embedder import HashingEmbedder
 from tests.support import make_core, settings_for
 
@@ -63,6 +64,21 @@ async def test_healthz_fails_after_repeated_failed_syncs(
     assert body["pages"] > 20, "the previous index is still there"
     admin = await (await client.get("/healthz", headers={"Authorization": f"Bearer {TOKEN}"})).json()
     assert "401" in admin["last_sync"]["errors"][0]
+
+
+async def test_readyz_is_503_until_the_index_is_in_the_store_and_again_when_it_is_lost(
+    core: Core, client: TestClient[object, object]
+) -> None:
+    empty = await client.get("/readyz")
+    assert empty.status == 503 and (await empty.json())["ready"] is False
+    await asyncio.to_thread(core.sync)
+    ready = await client.get("/readyz")
+    body = await ready.json()
+    assert ready.status == 200 and body["ready"] and body["stored_chunks"] == body["chunks"] > 0
+    # The live collection dropped by someone else: the ledger still says it is there, the store does not.
+    await asyncio.to_thread(ChromaStore(open_chroma(path=core.settings.chroma_path)).drop, body["collection"])
+    lost = await client.get("/readyz")
+    assert lost.status == 503 and "missing" in (await lost.json())["reason"]
 
 
 async def test_admin_sync_needs_the_bearer_token(client: TestClient[object, object]) -> None:

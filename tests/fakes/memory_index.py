@@ -10,7 +10,7 @@ import math
 import threading
 from collections.abc import Sequence
 
-from rag.ports import VectorStoreError
+from rag.ports import MissingCollection, VectorStoreError
 from rag.types import Chunk
 
 
@@ -26,6 +26,8 @@ class MemoryIndex:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rows: dict[str, tuple[Chunk, tuple[float, ...]]] = {}
+        # As a Chroma server's collection handle: once dropped (by anyone), it says so.
+        self.dropped = False
 
     def upsert(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
         if len(chunks) != len(embeddings):
@@ -57,6 +59,8 @@ class MemoryIndex:
 
     def count(self) -> int:
         with self._lock:
+            if self.dropped:
+                raise MissingCollection("collection is no longer in the vector store")
             return len(self._rows)
 
 
@@ -77,12 +81,21 @@ class MemoryStore:
         with self._lock:
             return self._collections.setdefault(name, MemoryIndex())
 
+    def existing(self, name: str) -> MemoryIndex:
+        with self._lock:
+            index = self._collections.get(name)
+        if index is None:
+            raise MissingCollection(f"collection {name} is not in the vector store")
+        return index
+
     def drop(self, name: str) -> None:
         with self._lock:
             if self._failing_drops > 0:
                 self._failing_drops -= 1
                 raise VectorStoreError(f"cannot drop collection {name}: connection refused")
-            self._collections.pop(name, None)
+            gone = self._collections.pop(name, None)
+        if gone is not None:
+            gone.dropped = True
 
     def names(self) -> list[str]:
         with self._lock:
