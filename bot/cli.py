@@ -1,4 +1,4 @@
-"""`wikibot`: ingest, search, ask, chat, status, serve, sync, demo, teams-package."""
+"""`wikibot`: ingest, search, ask, chat, status, serve, sync, prepare, demo, teams-package."""
 
 from __future__ import annotations
 
@@ -93,6 +93,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--question", default=None)
     p.add_argument("--data-dir", default="demo-data")
+
+    p = sub.add_parser(
+        "prepare",
+        parents=[common],
+        help="load the models now and build the int8 export into EMBED_CACHE_DIR (bake it into an image)",
+    )
+    p.add_argument("--json", action="store_true", help="print what was prepared as JSON")
 
     p = sub.add_parser(
         "teams-package", parents=[common], help="write the Teams app package (zip) with your app id"
@@ -323,6 +330,32 @@ def cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
     return EXIT_OK
 
 
+def cmd_prepare(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """What a replica would otherwise do at its first start: the int8 export (tens of seconds), the reranker
+    and language models. Run at image build time, or once into a shared EMBED_CACHE_DIR."""
+    from bot.app import build_core
+
+    started = time.monotonic()
+    core = build_core(settings)
+    try:
+        core.warm()
+        info = {
+            "embedding_model": core.embedder.fingerprint,
+            "model_cache": str(settings.model_cache_path.resolve()),
+            "seconds": round(time.monotonic() - started, 1),
+        }
+    finally:
+        core.close()
+    if args.json:
+        _dump(info, out)
+    else:
+        out.write(
+            f"ready: {info['embedding_model']} in {info['model_cache']} ({info['seconds']} s); "
+            "replicas that find it there (the same EMBED_CACHE_DIR) start without exporting\n"
+        )
+    return EXIT_OK
+
+
 def cmd_teams_package(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from adapters.teams import AppIdError, write_teams_package
 
@@ -380,6 +413,8 @@ def main(argv: list[str] | None = None, *, stdin: TextIO | None = None, stdout: 
             from bot.server import serve
 
             return serve(settings, host=args.host, port=args.port)
+        if args.command == "prepare":
+            return cmd_prepare(args, settings, out)
         if args.command == "teams-package":
             return cmd_teams_package(args, settings, out)
     except SettingsError as exc:

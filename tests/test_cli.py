@@ -218,3 +218,17 @@ def test_ingest_next_to_a_running_server_is_refused(tmp_path: Path, wiki: Conflu
             CONFLUENCE_SPACE="LUMEN",
         )
     assert proc.returncode == 1 and "POST /admin/sync" in proc.stderr
+
+
+def test_prepare_finds_the_export_already_made_and_says_where(env: Path) -> None:
+    def exports() -> list[tuple[str, int]]:
+        return [(p.name, p.stat().st_mtime_ns) for p in sorted((env / "models").glob("onnx/*")) if p.is_dir()]
+
+    before = exports()
+    assert before, "the ingest above exported the int8 model into DATA_DIR/models"
+    code, out = _run(["prepare", "--json"])
+    info = json.loads(out)
+    assert code == 0 and Path(info["model_cache"]) == (env / "models").resolve()
+    assert "all-MiniLM-L6-v2" in info["embedding_model"]
+    # Nothing exported again: a replica started on this cache pays no export either.
+    assert exports() == before
