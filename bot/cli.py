@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 import uuid
@@ -40,9 +41,27 @@ def _session_id(value: str) -> str:
     return value
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, except a flag's (off) and a default the text names."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _port(value: str) -> int:
+    port = int(value) if value.strip().isdigit() else 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number from 1 to 65535")
+    return port
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="wikibot", description="Answers questions from your Confluence wiki."
+        prog="wikibot",
+        description="Answers questions from your Confluence wiki.",
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log progress (INFO) as well as problems"
@@ -50,63 +69,118 @@ def _parser() -> argparse.ArgumentParser:
     # Also accepted after the command (`wikibot ask -v ...`); SUPPRESS keeps a flag given before it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log progress (INFO) as well as problems",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, parents=[common], help=help_text, description=help_text, formatter_class=_HelpFormatter
+        )
 
     for name, help_text in (
         ("ingest", "index the configured spaces (incremental)"),
         ("sync", "same as ingest"),
     ):
-        p = sub.add_parser(name, parents=[common], help=help_text)
+        p = command(name, help_text)
         p.add_argument(
             "--full", action="store_true", help="re-fetch and re-embed everything (blue/green swap)"
         )
         p.add_argument("--json", action="store_true", help="print the sync report as JSON")
 
-    p = sub.add_parser("search", parents=[common], help="show the passages retrieval finds")
+    p = command("search", "show the passages retrieval finds")
     p.add_argument("query", help="the query, or - to read one query per line from standard input")
-    p.add_argument("-k", type=_top_k, default=None, help="how many passages (1-50)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "-k", type=_top_k, default=None, help="how many passages, 1-50 (default: RETRIEVAL_TOP_K, 5)"
+    )
+    p.add_argument("--json", action="store_true", help="print the passages as JSON")
 
-    p = sub.add_parser("ask", parents=[common], help="answer one question with cited pages")
+    p = command("ask", "answer one question with cited pages")
     p.add_argument("question", help="the question, or - to read one question per line (one session)")
-    p.add_argument("--session", default=None, type=_session_id, help="session id, to continue a conversation")
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("chat", parents=[common], help="a conversation in the terminal")
-    p.add_argument("--session", default=None, type=_session_id)
-
-    p = sub.add_parser("status", parents=[common], help="what the index holds and how the last syncs went")
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser(
-        "serve", parents=[common], help="run the Slack/Teams web server and the sync scheduler"
+    p.add_argument(
+        "--session",
+        default=None,
+        type=_session_id,
+        help="session id, to continue a conversation (default: a new session)",
     )
-    p.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server is meant to be reachable
-    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--json", action="store_true", help="print the answer and its sources as JSON")
 
-    p = sub.add_parser(
-        "demo",
-        parents=[common],
-        help="ingest the bundled sample wiki through a loopback Confluence and ask it",
+    p = command("chat", "a conversation in the terminal")
+    p.add_argument(
+        "--session",
+        default=None,
+        type=_session_id,
+        help="session id, to continue a conversation (default: a new session)",
     )
-    p.add_argument("--question", default=None)
-    p.add_argument("--data-dir", default="demo-data")
 
-    p = sub.add_parser(
+    p = command("status", "what the index holds and how the last syncs went")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+
+    p = command("serve", "run the Slack/Teams web server and the sync scheduler")
+    p.add_argument(
+        "--host",
+        default="0.0.0.0",  # noqa: S104 - a server is meant to be reachable
+        help="address to listen on: 0.0.0.0 is every interface; 127.0.0.1, this machine only, "
+        "suits a reverse proxy",
+    )
+    p.add_argument("--port", metavar="PORT", type=_port, default=3000, help="TCP port to listen on")
+
+    p = command("demo", "ingest the bundled sample wiki through a loopback Confluence and ask it")
+    p.add_argument(
+        "--question",
+        default=None,
+        help='the question to ask (default: "How do I connect to the VPN from home?")',
+    )
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=os.environ.get("DATA_DIR") or "demo-data",
+        help="where the demo keeps its index (default: DATA_DIR when set in the environment, else "
+        "demo-data; here: %(default)s)",
+    )
+    p.add_argument(
+        "--chat",
+        action="store_true",
+        help="then chat with the demo's index in the terminal, its Confluence serving the linked pages",
+    )
+    p.add_argument(
+        "--confluence-port",
+        metavar="PORT",
+        type=_port,
+        default=None,
+        help="port of the demo's loopback Confluence, so the links stay the same between runs "
+        "(default: a free port)",
+    )
+
+    p = command(
         "prepare",
-        parents=[common],
-        help="load the models now and build the int8 export into EMBED_CACHE_DIR (bake it into an image)",
+        "load the models now and build the int8 export into EMBED_CACHE_DIR (bake it into an image)",
     )
     p.add_argument("--json", action="store_true", help="print what was prepared as JSON")
 
-    p = sub.add_parser(
-        "teams-package", parents=[common], help="write the Teams app package (zip) with your app id"
-    )
-    p.add_argument("--app-id", default=None, help="defaults to MICROSOFT_APP_ID")
-    p.add_argument("--out", default="wikibot-teams.zip")
+    p = command("teams-package", "write the Teams app package (zip) with your app id")
+    p.add_argument("--app-id", default=None, help="the Azure Bot's app id (default: MICROSOFT_APP_ID)")
+    p.add_argument("--out", default="wikibot-teams.zip", help="the zip to write, or a folder for it")
+    for option, variable, what in _TEAMS_LINKS:
+        p.add_argument(
+            f"--{option}-url",
+            metavar="URL",
+            default=None,
+            help=f"https:// URL of your {what} (default: {variable}, else an example.com placeholder)",
+        )
     return parser
+
+
+# teams-package's links: option prefix (and DeveloperUrls field), setting, what the page is.
+_TEAMS_LINKS = (
+    ("website", "TEAMS_WEBSITE_URL", "website"),
+    ("privacy", "TEAMS_PRIVACY_URL", "privacy statement"),
+    ("terms", "TEAMS_TERMS_URL", "terms of use"),
+)
 
 
 def _dump(obj: Any, out: TextIO) -> None:
@@ -356,17 +430,55 @@ def cmd_prepare(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    # Before the demo's imports: the offline variables only count if set before a library loads.
+    start_process(log_level="INFO" if args.verbose else "WARNING")
+    from adapters.terminal import chat
+    from bot.demo.run import run_demo
+    from rag.ports import Assistant
+
+    async def terminal_chat(assistant: Assistant, session_key: str) -> None:
+        await chat(assistant, session_key=session_key)
+
+    return run_demo(
+        question=args.question,
+        data_dir=Path(args.data_dir),
+        out=out,
+        confluence_port=args.confluence_port or 0,
+        chat=terminal_chat if args.chat else None,
+    )
+
+
 def cmd_teams_package(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from adapters.teams import AppIdError, write_teams_package
+    from adapters.teams import AppIdError, DeveloperUrls, write_teams_package
+    from adapters.teams.package import placeholder_links
+    from bot.config import https_url
 
     app_id = args.app_id or settings.microsoft_app_id
     if not app_id:
         raise SettingsError("MICROSOFT_APP_ID is not set: pass --app-id or set the Azure Bot's app id")
+    links: dict[str, str | None] = {}
+    for option, variable, _ in _TEAMS_LINKS:
+        given = getattr(args, f"{option}_url")
+        try:  # the settings' links are checked when loaded; an option's is checked here, the same way
+            links[option] = (
+                https_url(given) if given is not None else getattr(settings, variable.lower()) or None
+            )
+        except ValueError as exc:
+            raise SettingsError(f"--{option}-url: {exc}") from None
+    urls = DeveloperUrls(**links)
     try:
-        path = write_teams_package(app_id=app_id, out=Path(args.out))
+        path = write_teams_package(app_id=app_id, out=Path(args.out), urls=urls)
     except AppIdError as exc:
         raise SettingsError(f"MICROSOFT_APP_ID: {exc}") from None
     out.write(f"wrote {path}\n")
+    left = [variable for option, variable, _ in _TEAMS_LINKS if option in placeholder_links(urls)]
+    if left:
+        print(
+            f"wikibot: warning: the package keeps example.com placeholder links: set {', '.join(left)} "
+            "(or the --website-url, --privacy-url, --terms-url options) before publishing it to your organization",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -386,11 +498,7 @@ def main(argv: list[str] | None = None, *, stdin: TextIO | None = None, stdout: 
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
-            # Before the demo's imports: the offline variables only count if set before a library loads.
-            start_process(log_level="INFO" if args.verbose else "WARNING")
-            from bot.demo.run import run_demo
-
-            return run_demo(question=args.question, data_dir=Path(args.data_dir), out=out)
+            return cmd_demo(args, out)
         settings = load_settings()
         start_process(
             log_level=_log_level(args, settings),

@@ -23,6 +23,19 @@ class SettingsError(Exception):
     """A bad or missing setting. str() is one line naming the variable and the fix."""
 
 
+def https_url(value: str) -> str:
+    """An https:// URL with a host, as Teams requires of an app's links; ValueError says what is wrong."""
+    value = value.strip()
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme == "https" and bool(parts.hostname) and not any(c.isspace() for c in value)
+    except ValueError:  # a malformed host, such as an unclosed [IPv6 bracket
+        ok = False
+    if not ok:
+        raise ValueError("must be an https:// URL with a host (Teams refuses any other)")
+    return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True, env_ignore_empty=True
@@ -107,6 +120,10 @@ class Settings(BaseSettings):
     microsoft_app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = "MultiTenant"
     microsoft_app_tenant_id: str = ""
     teams_allow_anonymous: bool = False
+    # The Teams app package's developer links (`wikibot teams-package`); empty: the manifest's placeholders.
+    teams_website_url: str = ""
+    teams_privacy_url: str = ""
+    teams_terms_url: str = ""
 
     @field_validator("confluence_url", "litellm_api_base", "slack_api_url")
     @classmethod
@@ -115,6 +132,11 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
+
+    @field_validator("teams_website_url", "teams_privacy_url", "teams_terms_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        return https_url(value) if value.strip() else ""
 
     @field_validator(
         "confluence_password",

@@ -55,6 +55,22 @@ def fake() -> Iterator[ConfluenceFake]:
 
 
 @pytest.fixture
+def hashing_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI and the demo build their core from settings; here with the fast test embedder."""
+    import bot.app
+    import bot.demo.run
+    from tests.fakes.embedder import HashingEmbedder
+
+    real = bot.app.build_core
+
+    def build(settings: Settings, **ports: Any) -> bot.app.Core:
+        return real(settings, embedder=HashingEmbedder(), **ports)
+
+    monkeypatch.setattr(bot.app, "build_core", build)
+    monkeypatch.setattr(bot.demo.run, "build_core", build)
+
+
+@pytest.fixture
 def process_log() -> Iterator[Callable[..., io.StringIO]]:
     """The process's own logging as `wikibot` sets it up, written to a buffer; undone afterwards."""
     root = logging.getLogger()

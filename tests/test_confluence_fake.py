@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -272,3 +274,26 @@ def test_benchmark_questions_point_at_readable_pages() -> None:
     assert sum(q["lang"] == "fr" for q in questions) == 10
     for q in questions:
         assert q["page_ids"] and set(q["page_ids"]) <= set(entries) - restricted, q
+
+
+def test_web_pages_show_readable_pages_to_a_browser_and_hide_restricted_ones() -> None:
+    with ConfluenceFake(username=USER, password=PASSWORD, web_pages=True) as fake:
+        fake.add_page(
+            page_id="2002", title="<script>x</script>", body="<p>a &lt;b&gt; c</p>", parent_id="1030"
+        )
+        base = fake.base_url
+
+        def get(path: str) -> tuple[int, str]:
+            try:
+                with urllib.request.urlopen(base + path, timeout=5) as response:
+                    return response.status, response.read().decode("utf-8")
+            except urllib.error.HTTPError as error:
+                return error.code, ""
+
+        status, page = get("/spaces/LUMEN/pages/2002/slug")
+        assert status == 200 and "&lt;script&gt;x&lt;/script&gt;" in page and "<script>" not in page
+        assert "a &lt;b&gt; c" in page
+        assert (
+            get("/spaces/LUMEN/pages/1014")[0] == get("/spaces/LUMEN/pages/1015")[0] == 404
+        )  # inherited too
+        assert get("/rest/api/content/1001")[0] == 401  # the API still needs the bot's account

@@ -5,33 +5,16 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-import bot.app
-import bot.demo.run
-from bot.app import Core
 from bot.cli import main
-from bot.config import Settings
 from bot.demo.confluence_fake import ConfluenceFake
 from bot.demo.run import run_demo
 from bot.status import left_out
 from rag.types import SyncReport
 from tests.fakes.embedder import HashingEmbedder
 from tests.support import PASSWORD, USER, make_core, settings_for
-
-
-@pytest.fixture
-def hashing_core(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI and the demo build their core from settings; here with the fast test embedder."""
-    real = bot.app.build_core
-
-    def build(settings: Settings, **ports: Any) -> Core:
-        return real(settings, embedder=HashingEmbedder(), **ports)
-
-    monkeypatch.setattr(bot.app, "build_core", build)
-    monkeypatch.setattr(bot.demo.run, "build_core", build)
 
 
 def test_every_sample_page_is_indexed_or_counted_as_restricted(fake: ConfluenceFake, tmp_path: Path) -> None:

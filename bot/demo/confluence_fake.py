@@ -6,6 +6,10 @@ capped below the requested limit (lower still when bodies are expanded), ``_link
 ``_links.base`` rather than to the site root, minute-precision CQL dates, expansions that appear only
 when asked for, and restrictions that show on the restricted page but not on the children that inherit
 them. Faults (429 with Retry-After, 5xx) can be injected, and every request is recorded.
+
+With ``web_pages=True`` it also serves what a source link opens in a browser: each page's ``_links.webui``
+address shows its title and text, without a login (as a space open to anonymous readers does), and only for
+pages without read restrictions, their own or inherited.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import html
 import json
 import re
 import threading
@@ -26,6 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+from rag.storage_format import parse_storage
 
 SAMPLE_WIKI_DIR = Path(__file__).resolve().parent / "sample_wiki"
 COPY_ID_OFFSET = 1_000_000
@@ -46,6 +53,7 @@ _ADDED_RESTRICTION_USER = {
     "displayName": "Restricted Reader",
 }
 _BODY_EXPAND = re.compile(r"(^|,)body\.")
+_WEB_PAGE = re.compile(r"/spaces/([A-Za-z0-9_~]+)/pages/(\d+)(?:/[^/]*)?/?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +287,10 @@ class ConfluenceFake:
         token: str = "",
         copies: int = 1,
         wiki_dir: Path | None = None,
+        port: int = 0,
+        web_pages: bool = False,
     ) -> None:
+        """``port`` 0 binds a free port; ``web_pages`` serves the pages' web addresses (see the module)."""
         if copies < 1:
             raise ValueError("copies must be at least 1")
         if max_limit < 1 or max_limit_with_body < 1:
@@ -291,6 +302,8 @@ class ConfluenceFake:
         self._password = password
         self._token = token
         self._wiki_dir = wiki_dir or SAMPLE_WIKI_DIR
+        self._port = port
+        self._web_pages = web_pages
         self._lock = threading.RLock()
         self._pages: dict[str, _PageState] = {}
         self._bodies: dict[str, str] = {}
@@ -304,10 +317,12 @@ class ConfluenceFake:
     # -------------------------------------------------------------------------------- lifecycle
 
     def start(self) -> str:
-        """Start serving; return the base URL a user would set as CONFLUENCE_URL."""
+        """Start serving; return the base URL a user would set as CONFLUENCE_URL.
+
+        Raises OSError when the port cannot be bound (in use, or not allowed)."""
         if self._server is not None:
             return self.base_url
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", self._port), _Handler)
         server.fake = self
         self._server = server
         self._thread = threading.Thread(
@@ -549,6 +564,31 @@ class ConfluenceFake:
                     "displayName": "WikiBot",
                 }
             return 404, _error(404, f"No route for {path}")
+
+    def web_page(self, path: str) -> tuple[int, str] | None:
+        """The HTML a browser gets at a page's web address (path without the context path), or None when
+        the path is not one (or web pages are off)."""
+        match = _WEB_PAGE.fullmatch(path) if self._web_pages else None
+        if match is None:
+            return None
+        with self._lock:
+            page = self._pages.get(match.group(2))
+            hidden = (
+                page is None
+                or page.deleted
+                or page.status != "current"
+                or page.space != match.group(1)
+                or any(p.read_users for p in [page, *self._ancestors(page)])
+            )
+            if page is None or hidden:
+                return 404, _html("Page not found", "<p>No such page, or it is restricted.</p>")
+            title, body = page.title, self._body(page)
+        parts: list[str] = []
+        for section in parse_storage(body):
+            if section.headings:
+                parts.append(f"<h2>{html.escape(' › '.join(section.headings))}</h2>")
+            parts.append(f'<div style="white-space: pre-wrap">{html.escape(section.text)}</div>')
+        return 200, _html(title, "".join(parts))
 
     def _base(self) -> str:
         return self.base_url
@@ -796,6 +836,15 @@ def _expand(query: Mapping[str, str]) -> set[str]:
     return names
 
 
+def _html(title: str, body: str) -> str:
+    """A page of the web view: the title escaped here, the body already escaped by the caller."""
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
+        f"<body><p><small>WikiBot demo: the sample wiki, served while <code>wikibot demo</code> runs.</small></p>"
+        f"<h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+
+
 def _error(status: int, message: str) -> dict[str, Any]:
     return {
         "statusCode": status,
@@ -838,6 +887,16 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path = split.path
         query = dict(parse_qsl(split.query, keep_blank_values=True))
+        ctx = fake.context_path
+        page = (
+            fake.web_page(path[len(ctx) :])
+            if method in ("GET", "HEAD") and path.startswith(ctx + "/")
+            else None
+        )
+        if page is not None:
+            fake._record(method, path, query, page[0])
+            self._send_html(*page)
+            return
         extra: dict[str, str] = {}
         status, payload = self._route(fake, method, path, query, extra)
         fake._record(method, path, query, status)
@@ -868,6 +927,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for name, value in extra.items():
             self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _send_html(self, status: int, text: str) -> None:
+        data = text.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)

@@ -101,3 +101,89 @@ def test_teams_package_works_from_an_installed_wheel(tmp_path: Path) -> None:
         assert sorted(archive.namelist()) == ["color.png", "manifest.json", "outline.png"]
         assert json.loads(archive.read("manifest.json"))["bots"][0]["botId"] == APP_ID
         assert archive.read("outline.png") == (ROOT / "manifest" / "teams" / "outline.png").read_bytes()
+
+
+LINKS = {
+    "websiteUrl": "https://wiki.yourco.com/wikibot",
+    "privacyUrl": "https://yourco.com/privacy",
+    "termsOfUseUrl": "https://yourco.com/terms",
+}
+
+
+def _developer(path: Path) -> dict[str, str]:
+    with zipfile.ZipFile(path) as archive:
+        developer: dict[str, str] = json.loads(archive.read("manifest.json"))["developer"]
+    return developer
+
+
+def test_teams_package_links_come_from_the_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--website-url", LINKS["websiteUrl"], "--privacy-url", LINKS["privacyUrl"]]
+    argv += ["--terms-url", LINKS["termsOfUseUrl"], "--app-id", APP_ID, "--out", str(tmp_path / "app.zip")]
+
+    assert main(["teams-package", *argv], stdout=io.StringIO()) == 0
+
+    assert {k: _developer(tmp_path / "app.zip")[k] for k in LINKS} == LINKS
+    assert capsys.readouterr().err == ""  # nothing left to warn about
+
+
+def test_teams_package_links_come_from_the_settings_and_an_option_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MICROSOFT_APP_ID", APP_ID)
+    monkeypatch.setenv("TEAMS_WEBSITE_URL", "https://settings.yourco.com/")
+    monkeypatch.setenv("TEAMS_PRIVACY_URL", LINKS["privacyUrl"])
+    monkeypatch.setenv("TEAMS_TERMS_URL", LINKS["termsOfUseUrl"])
+    out = tmp_path / "app.zip"
+
+    argv = ["teams-package", "--website-url", LINKS["websiteUrl"], "--out", str(out)]
+    assert main(argv, stdout=io.StringIO()) == 0
+
+    assert {k: _developer(out)[k] for k in LINKS} == LINKS
+
+
+def test_teams_package_warns_in_one_line_when_placeholder_links_are_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--app-id", APP_ID, "--website-url", LINKS["websiteUrl"], "--out", str(tmp_path / "app.zip")]
+
+    assert main(["teams-package", *argv], stdout=io.StringIO()) == 0
+
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("wikibot: warning: ") and "TEAMS_PRIVACY_URL, TEAMS_TERMS_URL" in line
+    assert "TEAMS_WEBSITE_URL" not in line
+    assert "example.com" in _developer(tmp_path / "app.zip")["privacyUrl"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        (
+            ["--website-url", "http://yourco.com/wikibot"],
+            {},
+            "wikibot: --website-url: must be an https:// URL",
+        ),
+        (["--terms-url", "https://"], {}, "wikibot: --terms-url: must be an https:// URL"),
+        (
+            [],
+            {"TEAMS_PRIVACY_URL": "ftp://yourco.com/privacy"},
+            "wikibot: TEAMS_PRIVACY_URL: must be an https://",
+        ),
+    ],
+)
+def test_teams_package_refuses_a_link_that_is_not_https_in_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    env: dict[str, str],
+    expected: str,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = main(["teams-package", "--app-id", APP_ID, *argv, "--out", str(tmp_path / "app.zip")])
+
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith(expected)
+    assert not (tmp_path / "app.zip").exists()
