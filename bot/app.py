@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache, cached_property, partial
@@ -12,7 +13,7 @@ from typing import cast
 
 from bot.config import Settings, SettingsError
 from bot.metrics import Metrics, build_metrics
-from bot.runtime import sync_lock
+from bot.runtime import SyncBusy, sync_lock
 from rag.abstention import AbstentionPolicy
 from rag.answering import Prompts
 from rag.chunking import CHUNK_FORMAT, ChunkedPage, PageLimits, chunk_bounded
@@ -22,7 +23,16 @@ from rag.embedding_runtime import LazyEmbedder, token_scaled_length
 from rag.index import ChromaStore, open_chroma
 from rag.knowledge import KnowledgeBase, Ledger
 from rag.language import LanguageDetector
-from rag.ports import ChatModel, Embedder, PageSource, Reranker, SessionStore
+from rag.ports import (
+    ChatModel,
+    Embedder,
+    LeaseLost,
+    LedgerStore,
+    PageSource,
+    Reranker,
+    SessionStore,
+    SyncLease,
+)
 from rag.rerank import CrossEncoderReranker
 from rag.retrieval import HybridRetriever
 from rag.service import WikiAssistant
@@ -93,6 +103,54 @@ def _sessions(settings: Settings) -> SessionStore:
     )
 
 
+@dataclass(frozen=True)
+class SharedIndexState:
+    """Where replicas agree on the index: the ledger, and (with Redis) the lease of its one writer."""
+
+    ledger: LedgerStore
+    lease: SyncLease | None
+    close: Callable[[], None]
+
+
+def build_index_state(settings: Settings) -> SharedIndexState:
+    """The SQLite ledger in DATA_DIR; with REDIS_URL, the ledger and the writer's lease in Redis, so a replica
+    with an empty data folder serves the shared index and one replica syncs it for all."""
+    url = settings.redis_url.get_secret_value()
+    if not url:
+        sqlite = Ledger(settings.state_path)
+        return SharedIndexState(sqlite, None, sqlite.close)
+    import redis
+
+    from rag.lease import RedisLease
+    from rag.ledger_redis import RedisLedger
+
+    try:
+        client = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=5.0,
+            socket_connect_timeout=5.0,
+            health_check_interval=30,
+        )
+        client.ping()
+    except ValueError:
+        raise SettingsError("REDIS_URL is not a valid redis://, rediss:// or unix:// URL") from None
+    except redis.RedisError as exc:
+        raise SettingsError(
+            f"REDIS_URL: cannot reach Redis for the index ledger: {type(exc).__name__}"
+        ) from None
+    # One deployment per CHROMA_COLLECTION prefix: two bots can share a Redis without sharing an index.
+    prefix = f"wikibot:index:{settings.chroma_collection}"
+    lease = RedisLease(client, key=f"{prefix}:lease")
+    ledger = RedisLedger(client, prefix=prefix, fence=(lease.key, lease.token))
+
+    def close() -> None:
+        lease.release()
+        client.close()
+
+    return SharedIndexState(ledger, lease, close)
+
+
 def build_source(settings: Settings) -> PageSource:
     settings.require_confluence()
     import requests
@@ -157,6 +215,12 @@ class Core:
     # Counts and timings of this core (its own registry); the web server exposes them at /metrics.
     metrics: Metrics
     _source: PageSource | None = field(default=None, repr=False)
+    _state: SharedIndexState | None = field(default=None, repr=False)
+
+    @property
+    def lease(self) -> SyncLease | None:
+        """The index writer's lease when replicas share the index (REDIS_URL); None on one machine."""
+        return self._state.lease if self._state is not None else None
 
     @cached_property
     def source(self) -> PageSource:
@@ -184,7 +248,7 @@ class Core:
                 length_function=length(),
             )
 
-        with sync_lock(self.settings.data_dir):
+        with sync_lock(self.settings.data_dir), self._as_writer():
             return sync_once(
                 source=source,
                 index=self.kb,
@@ -196,6 +260,23 @@ class Core:
                 stop=stop,
             )
 
+    @contextmanager
+    def _as_writer(self) -> Iterator[None]:
+        """With replicas, only the lease holder syncs: the others are told who does (SyncBusy)."""
+        lease = self.lease
+        if lease is None:
+            yield
+            return
+        try:
+            if not lease.acquire():
+                raise SyncBusy(
+                    f"replica {lease.holder() or 'another'} is the index's writer and runs the sync: "
+                    "POST /admin/sync on any replica reaches it"
+                )
+            yield
+        except LeaseLost as exc:
+            raise SyncBusy(f"the sync stopped: {exc}") from None
+
     def warm(self) -> None:
         """Loads the models and builds the in-memory indexes now rather than on a user's question."""
         self.embedder.embed_query("warm-up")
@@ -205,6 +286,8 @@ class Core:
     def close(self) -> None:
         self.sessions.close()
         self.kb.close()
+        if self._state is not None:
+            self._state.close()
         self.embedder.close()
 
 
@@ -235,11 +318,13 @@ def build_core(
             f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else settings.chroma_path
         )
         raise SettingsError(f"CHROMA_HOST: cannot open the Chroma index at {where}: {exc}") from None
+    state = build_index_state(settings)
     kb = KnowledgeBase(
         ChromaStore(client),
-        Ledger(settings.state_path),
+        state.ledger,
         prefix=settings.chroma_collection,
         layout=f"chunks-v{CHUNK_FORMAT}/{settings.chunk_size}/{settings.chunk_overlap}",
+        shared=state.lease is not None,
     )
     retriever = HybridRetriever(
         kb,
@@ -276,4 +361,4 @@ def build_core(
         answer_timeout_s=settings.litellm_timeout_s * (settings.litellm_num_retries + 1) + 30,
     )
     assistant = Conversation(answerer=answerer, sessions=store, limits=limits, telemetry=metrics)
-    return Core(settings, emb, kb, retriever, store, assistant, answerer, metrics, source)
+    return Core(settings, emb, kb, retriever, store, assistant, answerer, metrics, source, state)

@@ -380,15 +380,15 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from bot.app import build_index_state
     from bot.status import status_dict
-    from rag.knowledge import Ledger
 
-    # The ledger alone: status never opens the vector store nor loads a model.
-    ledger = Ledger(settings.state_path)
+    # The ledger alone (the shared one with REDIS_URL): status never opens the vector store nor loads a model.
+    state = build_index_state(settings)
     try:
-        info = status_dict(settings, ledger)
+        info = status_dict(settings, state.ledger)
     finally:
-        ledger.close()
+        state.close()
     if args.json:
         _dump(info, out)
         return EXIT_OK

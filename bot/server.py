@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
+from apscheduler.triggers.interval import IntervalTrigger
 from filelock import Timeout
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -100,6 +101,13 @@ async def admin_sync(request: web.Request) -> web.Response:
     if not _is_admin(request, core):
         return web.json_response({"error": "a valid bearer token is required"}, status=401)
     full = request.query.get("full", "") in ("1", "true", "yes")
+    lease = core.lease
+    if lease is not None and lease.token() is None:
+        writer = await asyncio.to_thread(lease.holder)
+        if writer is not None:
+            # Another replica is the index's writer: it takes the request within seconds.
+            await asyncio.to_thread(lease.request_sync, full=full)
+            return web.json_response({"started": True, "full": full, "queued_for": writer}, status=202)
     if not request.app[RUNNER].trigger(full=full):
         return web.json_response({"started": False, "error": "a sync is already running"}, status=409)
     return web.json_response({"started": True, "full": full}, status=202)
@@ -110,6 +118,19 @@ async def _warm_up(core: Core) -> None:
         await asyncio.to_thread(core.warm)
     except Exception:
         log.exception("the models could not be loaded; questions will fail until this is fixed")
+
+
+async def writer_duties(core: Core, runner: SyncRunner) -> None:
+    """On the replica holding the sync lease: renew it, and run the syncs other replicas were asked for."""
+    lease = core.lease
+    if lease is None or lease.token() is None:
+        return
+    if not await asyncio.to_thread(lease.renew):
+        log.warning("this replica lost the sync lease: %s is the writer now", lease.holder() or "nobody yet")
+        return
+    full = await asyncio.to_thread(lease.take_request)
+    if full is not None and not runner.trigger(full=full):
+        log.info("a sync asked through another replica arrived during a sync: that one covers it")
 
 
 def build_web_app(
@@ -144,6 +165,15 @@ def build_web_app(
         if with_scheduler and settings.confluence_url:
             start_now = await asyncio.to_thread(needs_startup_sync, core, datetime.now(UTC))
             scheduler = build_scheduler(core, runner, start_now=start_now, interval_s=interval_s)
+            if core.lease is not None:
+                scheduler.add_job(
+                    writer_duties,
+                    IntervalTrigger(seconds=core.lease.renew_every_s, timezone=UTC),
+                    args=[core, runner],
+                    id="sync-lease",
+                    max_instances=1,
+                    coalesce=True,
+                )
             scheduler.start()
             app[SCHEDULER] = scheduler
 

@@ -15,18 +15,26 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from rag.ports import ActiveIndex, MissingCollection, SyncTarget, VectorIndex, VectorStore, VectorStoreError
+from rag.ports import (
+    ActiveIndex,
+    LedgerStore,
+    MissingCollection,
+    SyncTarget,
+    VectorIndex,
+    VectorStore,
+    VectorStoreError,
+)
 from rag.sqlite import connect, write_transaction
-from rag.types import IndexedPage, IndexSummary, Readiness, SyncReport
+from rag.types import ActiveCollection, IndexedPage, IndexSummary, Readiness, SyncReport
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +71,8 @@ class _Key(StrEnum):
     LAST_SUCCESS = "last_success_started_at"
 
 
-@dataclass(frozen=True, slots=True)
-class ActiveCollection:
-    """The collection readers use and what built it."""
-
-    name: str
-    fingerprint: str
-    layout: str
-    revision: int
-
-
 class Ledger:
-    """The SQLite ledger; implements rag.ports.LedgerReader. Its writers are for KnowledgeBase."""
+    """The SQLite ledger; implements rag.ports.LedgerStore. Its writers are for KnowledgeBase."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +236,9 @@ class Ledger:
 class KnowledgeBase:
     """Implements rag.ports.IndexWriter (and so IndexReader and LedgerReader) over a vector store."""
 
-    def __init__(self, store: VectorStore, ledger: Ledger, *, prefix: str, layout: str = "") -> None:
+    def __init__(
+        self, store: VectorStore, ledger: LedgerStore, *, prefix: str, layout: str = "", shared: bool = False
+    ) -> None:
         self._store = store
         self._ledger = ledger
         self._prefix = prefix
@@ -247,6 +247,10 @@ class KnowledgeBase:
         self._layout = layout
         self._lock = threading.Lock()
         self._open: dict[str, VectorIndex] = {}
+        # A ledger shared by replicas (Redis) knows every collection of this prefix that is in use, so one
+        # it does not know is an orphan: a copy from before replicas shared a ledger, or a dead process's.
+        self._shared = shared
+        self._ours = re.compile(rf"{re.escape(prefix)}-[0-9a-f]{{8}}-\d{{8}}t\d+")
 
     def _vectors(self, name: str, *, create: bool = False) -> VectorIndex:
         """The collection, kept open (opening is a round trip to a Chroma server). Only a rebuild creates
@@ -316,6 +320,7 @@ class KnowledgeBase:
     # -- IndexWriter -----------------------------------------------------------------------------------
 
     def begin(self, *, fingerprint: str, full: bool) -> SyncTarget:
+        self._sweep_orphans()
         self._drop_doomed()
         active = self._ledger.active_collection()
         if not full and active is not None and not self.needs_rebuild(fingerprint=fingerprint):
@@ -396,6 +401,16 @@ class KnowledgeBase:
         # Recorded before the attempt: if the store fails (or the process dies) the next sync retries.
         self._ledger.doom(name, reason)
         self._drop(name)
+
+    def _sweep_orphans(self) -> None:
+        if not self._shared:
+            return
+        active = self._ledger.active_collection()
+        known = set(self._ledger.doomed()) | ({active.name} if active else set())
+        for name in self._store.names():
+            if self._ours.fullmatch(name) and name not in known:
+                log.warning("collection %s is in no ledger (an orphan): dropping it", name)
+                self._discard(name, "orphan")
 
     def _drop_doomed(self) -> None:
         active = self._ledger.active_collection()

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from rag.types import (
+    ActiveCollection,
     Chunk,
     IncomingMessage,
     IndexedPage,
@@ -83,6 +84,10 @@ class Reranker(Protocol):
 
 class VectorStoreError(Exception):
     """The vector store cannot be reached or refused a request (network, server): the message is for logs."""
+
+
+class LeaseLost(VectorStoreError):
+    """This process does not (or no longer) hold the sync lease: another replica is the index's writer."""
 
 
 class MissingCollection(VectorStoreError):
@@ -173,6 +178,72 @@ class LedgerReader(Protocol):
 
     def last_success(self) -> datetime | None:
         """When the last good sync started: the next incremental poll reaches back from there."""
+        ...
+
+
+class LedgerStore(LedgerReader, Protocol):
+    """The ledger behind the index: SQLite in the data folder (`rag.knowledge.Ledger`), or Redis when several
+    replicas share one index (`rag.ledger_redis.RedisLedger`). Written only by KnowledgeBase."""
+
+    def active_collection(self) -> ActiveCollection | None: ...
+
+    def set_active(self, name: str, *, fingerprint: str, layout: str) -> None:
+        """Points readers at name, atomically with what built it and a new revision."""
+        ...
+
+    def bump_revision(self) -> None: ...
+
+    def pages(self, collection: str) -> dict[str, IndexedPage]: ...
+
+    def put_page(self, collection: str, page: IndexedPage) -> None: ...
+
+    def remove_pages(self, collection: str, page_ids: Iterable[str]) -> None: ...
+
+    def doom(self, collection: str, reason: str) -> None:
+        """Lists a collection for dropping and forgets its pages."""
+        ...
+
+    def doomed(self) -> list[str]: ...
+
+    def dropped(self, collection: str) -> None: ...
+
+    def record_sync(self, report: SyncReport) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SyncLease(Protocol):
+    """Which replica is the index's one writer (`rag.lease.RedisLease`)."""
+
+    owner: str
+
+    @property
+    def renew_every_s(self) -> float:
+        """How often the holder renews: well within the lease's expiry."""
+        ...
+
+    def acquire(self) -> bool:
+        """Takes the lease, or keeps it; False while another replica holds it."""
+        ...
+
+    def renew(self) -> bool:
+        """False once the lease expired or changed hands."""
+        ...
+
+    def release(self) -> None: ...
+
+    def token(self) -> str | None:
+        """The fencing token the ledger's writes carry; None when not held."""
+        ...
+
+    def holder(self) -> str | None: ...
+
+    def request_sync(self, *, full: bool) -> None:
+        """Asks the writer, wherever it runs, for a sync."""
+        ...
+
+    def take_request(self) -> bool | None:
+        """For the writer: the sync asked of it (True: full), once; None when none is pending."""
         ...
 
 

@@ -213,6 +213,16 @@ class IndexedPage:
 
 
 @dataclass(frozen=True, slots=True)
+class ActiveCollection:
+    """The collection readers use and what built it, as the ledger records it."""
+
+    name: str
+    fingerprint: str
+    layout: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
 class Readiness:
     """Whether a replica can answer from the index: the ledger's collection is in the store and not empty."""
 
