@@ -10,7 +10,9 @@ import asyncio
 import logging
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,8 @@ from rag.sessions import RedisSessionStore
 from rag.shared_state import RedisChatState
 from rag.types import IncomingMessage, Place, Reply, Scope
 from tests.fakes.conversation import RecordingConversation
+from tests.fakes.embedder import HashingEmbedder
+from tests.support import make_core, settings_for
 
 CHANNEL = Place("slack:T1:C1:")
 DM = Place("slack:T1:D1:", private=True)
@@ -209,3 +213,25 @@ async def test_a_direct_message_reset_on_one_replica_voids_the_answer_in_flight_
     await b.ask(_place_reset(DM))
     await answering
     assert shared_sessions.history(question.session_key) == [], "the voided turn was recorded"
+
+
+# ---- composition: REDIS_URL alone makes the cores of two replicas share their chat state
+
+
+async def test_two_cores_built_on_one_redis_url_share_their_threads(tmp_path: Path, redis_url: str) -> None:
+    cores = [
+        make_core(settings_for(None, tmp_path / name, redis_url=redis_url), embedder=HashingEmbedder())
+        for name in ("a", "b")
+    ]
+    alone = make_core(settings_for(None, tmp_path / "alone"), embedder=HashingEmbedder())
+    thread = f"slack:T1:C1:{uuid.uuid4().hex}"
+    try:
+        assert alone.chat_state is None
+        await cores[0].assistant.ask(IncomingMessage(thread, "question", place=CHANNEL, threaded=True))
+        assert await cores[1].assistant.follows(thread)
+        assert not await alone.assistant.follows(thread)
+    finally:
+        for core in [*cores, alone]:
+            if core.chat_state is not None:
+                await core.chat_state.aclose()
+            core.close()
