@@ -1,7 +1,8 @@
 """What a channel already handled: Slack and the Bot Framework both redeliver what they think was lost.
 
 A cache capped in size and time: losing it on a restart costs nothing within a platform's retry window,
-which is far shorter than the TTL.
+which is far shorter than the TTL. Several replicas share their keys in Redis instead (rag.shared_state):
+both implement rag.ports.SeenKeys, made by a rag.ports.Dedupe the composition root hands the adapter.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ class RecentKeys:
         self._clock = clock
         self._expiry: OrderedDict[str, float] = OrderedDict()
 
-    def add_if_new(self, key: str) -> bool:
-        """Records `key`; False when it was already there (a duplicate)."""
+    async def add_if_new(self, key: str) -> bool:
+        """Records `key`; False when it was already there (a duplicate). Never waits: memory only."""
         now = self._clock()
         self._purge(now)
         if key in self._expiry:
@@ -48,3 +49,10 @@ class RecentKeys:
             if expiry > now:
                 break
             del self._expiry[key]
+
+
+class LocalDedupe:
+    """rag.ports.Dedupe in one process's memory: the default without Redis."""
+
+    def seen_keys(self, name: str, *, ttl_s: float, max_size: int) -> RecentKeys:
+        return RecentKeys(ttl_s=ttl_s, max_size=max_size)

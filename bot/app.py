@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache, cached_property, partial
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from bot.config import Settings, SettingsError
 from bot.metrics import Metrics, build_metrics
@@ -38,6 +38,9 @@ from rag.retrieval import HybridRetriever
 from rag.service import WikiAssistant
 from rag.sync import Progress, sync_once
 from rag.types import Page, SyncReport
+
+if TYPE_CHECKING:
+    from rag.shared_state import RedisChatState
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +154,20 @@ def build_index_state(settings: Settings) -> SharedIndexState:
     return SharedIndexState(ledger, lease, close)
 
 
+def build_chat_state(settings: Settings) -> RedisChatState | None:
+    """With REDIS_URL, what replicas must agree on about chats (dedupe, threads, turns) lives in Redis."""
+    from rag.sessions import SessionStoreError
+    from rag.shared_state import RedisChatState
+
+    url = settings.redis_url.get_secret_value()
+    if not url:
+        return None
+    try:
+        return RedisChatState(url)
+    except SessionStoreError as exc:
+        raise SettingsError(f"REDIS_URL: {exc}") from None
+
+
 def build_source(settings: Settings) -> PageSource:
     settings.require_confluence()
     import requests
@@ -221,6 +238,9 @@ class Core:
     def lease(self) -> SyncLease | None:
         """The index writer's lease when replicas share the index (REDIS_URL); None on one machine."""
         return self._state.lease if self._state is not None else None
+
+    # Shared by replicas when REDIS_URL is set: the adapters' redelivery dedupe comes from here too.
+    chat_state: RedisChatState | None = None
 
     @cached_property
     def source(self) -> PageSource:
@@ -360,5 +380,29 @@ def build_core(
         # Room for the model's own timeout and retries: this guard is only for a call that never returns.
         answer_timeout_s=settings.litellm_timeout_s * (settings.litellm_num_retries + 1) + 30,
     )
-    assistant = Conversation(answerer=answerer, sessions=store, limits=limits, telemetry=metrics)
-    return Core(settings, emb, kb, retriever, store, assistant, answerer, metrics, source, state)
+    chat_state = build_chat_state(settings)
+    idle_s = settings.session_idle_minutes * 60.0
+    assistant = Conversation(
+        answerer=answerer,
+        sessions=store,
+        limits=limits,
+        telemetry=metrics,
+        participants=chat_state.participants(idle_s=idle_s) if chat_state else None,
+        # A turn also waits for an answer slot: its lock outlives two answer deadlines before it expires.
+        gate=chat_state.gate(turn_timeout_s=2 * limits.answer_timeout_s + 60, idle_s=idle_s)
+        if chat_state
+        else None,
+    )
+    return Core(
+        settings,
+        emb,
+        kb,
+        retriever,
+        store,
+        assistant,
+        answerer,
+        metrics,
+        source,
+        state,
+        chat_state=chat_state,
+    )

@@ -151,13 +151,13 @@ def build_web_app(
         from adapters.slack import add_slack_routes
         from bot.platforms import slack_config
 
-        add_slack_routes(app, config=slack_config(settings), assistant=core.assistant)
+        add_slack_routes(app, config=slack_config(settings), assistant=core.assistant, dedupe=core.chat_state)
     if settings.teams_enabled:
         # Logs the loud warning itself when TEAMS_ALLOW_ANONYMOUS opens the endpoint without an app id.
         from adapters.teams import add_teams_routes
         from bot.platforms import teams_config
 
-        add_teams_routes(app, config=teams_config(settings), assistant=core.assistant)
+        add_teams_routes(app, config=teams_config(settings), assistant=core.assistant, dedupe=core.chat_state)
 
     async def start_scheduler(app: web.Application) -> None:
         # Load the models now, off the loop, rather than on the first user's question.
@@ -183,6 +183,8 @@ def build_web_app(
             scheduler.shutdown(wait=False)
         await runner.close()
         await core.assistant.close()
+        if core.chat_state is not None:
+            await core.chat_state.aclose()
 
     app.on_startup.append(start_scheduler)
     app.on_cleanup.append(stop)

@@ -15,14 +15,14 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 from rag import texts
 from rag.commands import Command, parse_command
-from rag.participants import Participants
-from rag.ports import Answerer, Progress, SessionStore, Telemetry
+from rag.participants import MemoryParticipants
+from rag.ports import Answerer, Participants, Progress, SessionGate, SessionStore, Telemetry
 from rag.sessions import SessionStoreError
 from rag.telemetry import NoTelemetry, outcome_of
 from rag.types import IncomingMessage, Reply, ReplyKind, Scope, Turn
@@ -46,7 +46,7 @@ class Limits:
 
 
 class _Session:
-    """What the conversation keeps of a session while someone holds it: alive only as long as it is used."""
+    """What the gate keeps of a session while someone holds it: alive only as long as it is used."""
 
     __slots__ = ("__weakref__", "generation", "turn", "write")
 
@@ -56,8 +56,54 @@ class _Session:
         self.generation = 0  # bumped by every reset: a turn that started before it is not recorded
 
 
+class LocalSessionGate:
+    """rag.ports.SessionGate in one process: asyncio locks per live session (the default without Redis).
+
+    A session lives while a turn, a write or a reset holds it (weak references): the generation read at the
+    start of a turn is compared by the same object before recording.
+    """
+
+    def __init__(self) -> None:
+        self._live: weakref.WeakValueDictionary[str, _Session] = weakref.WeakValueDictionary()
+
+    @contextlib.asynccontextmanager
+    async def turn(self, session_key: str) -> AsyncIterator[None]:
+        session = self._session(session_key)  # before waiting: a reset sees the questions queued too
+        async with session.turn:
+            yield
+
+    @contextlib.asynccontextmanager
+    async def writing(self, session_keys: Sequence[str]) -> AsyncIterator[None]:
+        sessions = [self._session(key) for key in session_keys]
+        async with contextlib.AsyncExitStack() as held:
+            for session in sessions:
+                await held.enter_async_context(session.write)
+            yield
+
+    async def generation(self, session_key: str) -> int:
+        return self._session(session_key).generation
+
+    async def bump(self, session_keys: Sequence[str]) -> None:
+        for key in session_keys:
+            self._session(key).generation += 1
+
+    async def live(self, prefix: str) -> list[str]:
+        return [key for key in list(self._live.keys()) if key.startswith(prefix)]
+
+    def _session(self, session_key: str) -> _Session:
+        session = self._live.get(session_key)
+        if session is None:
+            session = _Session()
+            self._live[session_key] = session
+        return session
+
+
 class Conversation:
-    """Implements rag.ports.Assistant over an Answerer and a SessionStore."""
+    """Implements rag.ports.Assistant over an Answerer and a SessionStore.
+
+    Who takes part in which thread (`participants`) and the sessions' turns and resets (`gate`) are kept in
+    this process unless the composition root hands in shared ones (Redis, for several replicas).
+    """
 
     def __init__(
         self,
@@ -66,16 +112,17 @@ class Conversation:
         sessions: SessionStore,
         limits: Limits | None = None,
         participants: Participants | None = None,
+        gate: SessionGate | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self._answerer = answerer
         self._telemetry: Telemetry = telemetry or NoTelemetry()
         self._sessions = sessions
         self._limits = limits or Limits()
-        self._participants = participants or Participants()
+        self._participants: Participants = participants or MemoryParticipants()
+        self._gate: SessionGate = gate or LocalSessionGate()
         # asyncio primitives belong to one event loop; a CLI or a test may run the core under several.
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
-        self._live: weakref.WeakValueDictionary[str, _Session] = weakref.WeakValueDictionary()
         # A reset past its deadline keeps running; the loop keeps only weak references to tasks.
         self._background: set[asyncio.Task[Reply]] = set()
 
@@ -100,13 +147,13 @@ class Conversation:
             return Reply.notice(texts.HELP)
         if len(text) > self._limits.max_question_chars:
             return Reply.notice(texts.too_long(len(text), self._limits.max_question_chars))
-        self._join(message)
+        await self._join(message)
         if progress is not None:
             await progress.working()
         return await self._turn(message.session_key, text)
 
-    def follows(self, session_key: str) -> bool:
-        return self._participants.follows(session_key)
+    async def follows(self, session_key: str) -> bool:
+        return await self._participants.follows(session_key)
 
     async def history(self, session_key: str) -> list[Turn]:
         return await asyncio.to_thread(self._sessions.history, session_key)
@@ -118,13 +165,17 @@ class Conversation:
     # ---- questions
 
     async def _turn(self, session_key: str, question: str) -> Reply:
-        session = self._session(session_key)
-        async with session.turn:
-            generation = session.generation
-            async with self._answer_slots():
-                reply = await self._answer(session_key, question)
-            if reply.kind is ReplyKind.ANSWER:
-                await self._record(session, session_key, generation, question, reply)
+        try:
+            async with self._gate.turn(session_key):
+                generation = await self._gate.generation(session_key)
+                async with self._answer_slots():
+                    reply = await self._answer(session_key, question)
+                if reply.kind is ReplyKind.ANSWER:
+                    await self._record(session_key, generation, question, reply)
+        except SessionStoreError as exc:
+            # The shared gate (Redis) failed: the history lives there too, so no answer could be grounded in it.
+            log.error("cannot take the turn of session %s: %s", session_key[:80], exc)
+            return Reply.error(texts.FAILURE)
         return reply
 
     async def _answer(self, session_key: str, question: str) -> Reply:
@@ -146,22 +197,22 @@ class Conversation:
             log.exception("answering failed for session %s", session_key[:80])
             return Reply.error(texts.FAILURE)
 
-    async def _record(
-        self, session: _Session, session_key: str, generation: int, question: str, reply: Reply
-    ) -> None:
-        async with session.write:
-            if session.generation != generation:
-                log.info("session %s was reset while answering: the turn is not recorded", session_key[:80])
-                return
-            try:
+    async def _record(self, session_key: str, generation: int, question: str, reply: Reply) -> None:
+        try:
+            async with self._gate.writing([session_key]):
+                if await self._gate.generation(session_key) != generation:
+                    log.info(
+                        "session %s was reset while answering: the turn is not recorded", session_key[:80]
+                    )
+                    return
                 await asyncio.to_thread(
                     self._sessions.append,
                     session_key,
                     [Turn("user", question), Turn("assistant", reply.text)],
                 )
-            except SessionStoreError as exc:
-                # The user still gets the answer; only the next follow-up loses this turn.
-                log.error("cannot record the turn of session %s: %s", session_key[:80], exc)
+        except SessionStoreError as exc:
+            # The user still gets the answer; only the next follow-up loses this turn.
+            log.error("cannot record the turn of session %s: %s", session_key[:80], exc)
 
     # ---- resets
 
@@ -191,23 +242,23 @@ class Conversation:
         if message.scope is Scope.SESSION:
             await self._forget([message.session_key], partial(self._store_reset, message.session_key))
             # The bot stays in the thread: a reply there after the reset needs no new mention.
-            self._join(message)
+            await self._join(message)
             return Reply.notice(texts.RESET_THREAD if message.threaded else texts.RESET_SESSION)
         place = message.place
         if place is None or not place.key:
             return Reply.notice(texts.RESET_NO_PLACE)
         if place.private:
-            live = [key for key in list(self._live.keys()) if key.startswith(place.key)]
+            live = await self._gate.live(place.key)
             count = await self._forget(
                 live, partial(asyncio.to_thread, self._sessions.reset_prefix, place.key)
             )
             return Reply.notice(texts.RESET_PRIVATE_DONE if count else texts.RESET_PRIVATE_NOTHING)
         if not message.user_id:
             return Reply.notice(texts.RESET_NO_PLACE)
-        keys = self._participants.sessions_of(place_key=place.key, user_id=message.user_id)
+        keys = await self._participants.sessions_of(place_key=place.key, user_id=message.user_id)
         for key in keys:
             await self._forget([key], partial(self._store_reset, key))
-        self._participants.forget_person(place_key=place.key, user_id=message.user_id)
+        await self._participants.forget_person(place_key=place.key, user_id=message.user_id)
         return Reply.notice(texts.reset_place_done(len(keys)) if keys else texts.RESET_PLACE_NOTHING)
 
     async def _store_reset(self, session_key: str) -> int:
@@ -216,11 +267,8 @@ class Conversation:
 
     async def _forget(self, session_keys: Sequence[str], clear: Callable[[], Awaitable[int]]) -> int:
         """Voids the turns in flight of these sessions, then clears the store, with their writes held."""
-        sessions = [self._session(key) for key in session_keys]
-        async with contextlib.AsyncExitStack() as held:
-            for session in sessions:
-                await held.enter_async_context(session.write)
-                session.generation += 1
+        async with self._gate.writing(session_keys):
+            await self._gate.bump(session_keys)
             return await clear()
 
     # ---- bookkeeping
@@ -231,16 +279,9 @@ class Conversation:
             self._slots = (loop, asyncio.Semaphore(self._limits.max_concurrent_answers))
         return self._slots[1]
 
-    def _session(self, session_key: str) -> _Session:
-        session = self._live.get(session_key)
-        if session is None:
-            session = _Session()
-            self._live[session_key] = session
-        return session
-
-    def _join(self, message: IncomingMessage) -> None:
+    async def _join(self, message: IncomingMessage) -> None:
         place = message.place
         if place is not None and not place.private and message.scope is Scope.SESSION:
-            self._participants.join(
+            await self._participants.join(
                 session_key=message.session_key, place_key=place.key, user_id=message.user_id
             )

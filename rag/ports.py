@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -334,8 +335,69 @@ class Assistant(Protocol):
         """
         ...
 
-    def follows(self, session_key: str) -> bool:
-        """The bot takes part in this session: a reply in its thread needs no new mention."""
+    async def follows(self, session_key: str) -> bool:
+        """The bot takes part in this session: a reply in its thread needs no new mention.
+
+        Asked before a platform's ack: one quick look-up, False when it cannot tell."""
+        ...
+
+
+class SeenKeys(Protocol):
+    """What a channel already handled (a redelivered event): one process's memory, or Redis for replicas."""
+
+    async def add_if_new(self, key: str) -> bool:
+        """Records key; False when it was already there (a duplicate). Asked before a platform's ack: quick,
+        and True (answer) when the store cannot tell, as a lost duplicate costs less than a lost question."""
+        ...
+
+
+class Dedupe(Protocol):
+    """Makes the SeenKeys a channel needs: `name` keeps one channel's keys apart from another's."""
+
+    def seen_keys(self, name: str, *, ttl_s: float, max_size: int) -> SeenKeys: ...
+
+
+class Participants(Protocol):
+    """Which sessions the bot takes part in, and whose they are: what a reset of a whole channel needs."""
+
+    async def join(self, *, session_key: str, place_key: str, user_id: str) -> None:
+        """The user spoke to the bot in this session of this place."""
+        ...
+
+    async def follows(self, session_key: str) -> bool:
+        """False when the store cannot tell: a missed follow-up costs a mention, a wrong one a reply to
+        a conversation between people."""
+        ...
+
+    async def sessions_of(self, *, place_key: str, user_id: str) -> tuple[str, ...]: ...
+
+    async def forget_person(self, *, place_key: str, user_id: str) -> None: ...
+
+
+class SessionGate(Protocol):
+    """The order of a session's answers and the reset generation, in one process or across replicas.
+
+    Raises SessionStoreError (rag.sessions) when its backend fails.
+    """
+
+    def turn(self, session_key: str) -> AbstractAsyncContextManager[None]:
+        """Held for a whole answer: a session's questions are answered one at a time, in order."""
+        ...
+
+    def writing(self, session_keys: Sequence[str]) -> AbstractAsyncContextManager[None]:
+        """Held around a history write or a reset of these sessions; never across a model call."""
+        ...
+
+    async def generation(self, session_key: str) -> int:
+        """Bumped by every reset: a turn that read another value before recording is not recorded."""
+        ...
+
+    async def bump(self, session_keys: Sequence[str]) -> None:
+        """Voids the turns in flight of these sessions (call it with `writing` held)."""
+        ...
+
+    async def live(self, prefix: str) -> list[str]:
+        """Sessions under prefix with an answer in flight or waiting for its turn."""
         ...
 
 

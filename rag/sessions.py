@@ -215,7 +215,7 @@ class SqliteSessionStore:
                 self._db = None
 
 
-def _glob_escape(text: str) -> str:
+def glob_escape(text: str) -> str:
     """Makes `text` literal in a Redis MATCH pattern."""
     return "".join("\\" + ch if ch in "\\*?[]^-" else ch for ch in text)
 
@@ -294,7 +294,7 @@ class RedisSessionStore:
         with self._errors():
             batch: list[str] = []
             # SCAN, never KEYS: KEYS blocks Redis for every other client while it walks the keyspace.
-            for key in self._client.scan_iter(match=_glob_escape(full) + "*", count=_SCAN_BATCH):
+            for key in self._client.scan_iter(match=glob_escape(full) + "*", count=_SCAN_BATCH):
                 if isinstance(key, str) and key.startswith(full):
                     batch.append(key)
                 if len(batch) >= _SCAN_BATCH:

@@ -10,7 +10,7 @@ import pytest
 
 from adapters.redelivery import RecentKeys
 from rag import texts
-from rag.participants import Participants
+from rag.participants import MemoryParticipants
 from rag.sessions import SessionStoreError
 from rag.types import IncomingMessage, Place, Reply, ReplyKind, Scope, Turn
 from tests.fakes.conversation import RecordingConversation
@@ -72,7 +72,7 @@ async def test_a_reset_of_a_channel_forgets_only_the_callers_threads_there() -> 
     reply = await conversation.ask(_place_reset(CHANNEL, user="UALICE"))
     assert reply.text == texts.reset_place_done(2)
     assert set(conversation.sessions.turns) == {f"{CHANNEL.key}300.1"}
-    assert conversation.follows(f"{CHANNEL.key}100.1"), "the bot still follows the thread after a reset"
+    assert await conversation.follows(f"{CHANNEL.key}100.1"), "the bot still follows the thread after a reset"
     again = await conversation.ask(_place_reset(CHANNEL, user="UALICE"))
     assert again.text == texts.RESET_PLACE_NOTHING
 
@@ -147,32 +147,32 @@ async def test_answers_beyond_the_concurrency_cap_wait_for_a_free_slot() -> None
     assert time.perf_counter() - started >= 0.55
 
 
-def test_recent_keys_drop_duplicates_and_forget_after_the_ttl() -> None:
+async def test_recent_keys_drop_duplicates_and_forget_after_the_ttl() -> None:
     now = [0.0]
     keys = RecentKeys(ttl_s=60, max_size=100, clock=lambda: now[0])
-    assert keys.add_if_new("Ev1")
-    assert not keys.add_if_new("Ev1")
+    assert await keys.add_if_new("Ev1")
+    assert not await keys.add_if_new("Ev1")
     now[0] = 61
     assert "Ev1" not in keys
-    assert keys.add_if_new("Ev1")
+    assert await keys.add_if_new("Ev1")
 
 
-def test_recent_keys_stay_bounded_evicting_the_oldest() -> None:
+async def test_recent_keys_stay_bounded_evicting_the_oldest() -> None:
     keys = RecentKeys(ttl_s=3600, max_size=3, clock=lambda: 0.0)
     for n in range(10):
-        keys.add_if_new(f"Ev{n}")
+        await keys.add_if_new(f"Ev{n}")
     assert len(keys) == 3
     assert "Ev9" in keys and "Ev0" not in keys
 
 
-def test_participants_are_bounded_and_per_person() -> None:
-    people = Participants(max_sessions=2, max_people=10, max_sessions_per_person=10)
+async def test_participants_are_bounded_and_per_person() -> None:
+    people = MemoryParticipants(max_sessions=2, max_people=10, max_sessions_per_person=10)
     for n in range(3):
-        people.join(session_key=f"k{n}", place_key="P", user_id="UALICE")
-    people.join(session_key="k9", place_key="P", user_id="UBOB")
-    assert not people.follows("k0") and not people.follows("k1")
-    assert people.follows("k2") and people.follows("k9")
-    assert people.sessions_of(place_key="P", user_id="UALICE") == ("k0", "k1", "k2")
-    people.forget_person(place_key="P", user_id="UALICE")
-    assert people.sessions_of(place_key="P", user_id="UALICE") == ()
-    assert people.sessions_of(place_key="P", user_id="UBOB") == ("k9",)
+        await people.join(session_key=f"k{n}", place_key="P", user_id="UALICE")
+    await people.join(session_key="k9", place_key="P", user_id="UBOB")
+    assert not await people.follows("k0") and not await people.follows("k1")
+    assert await people.follows("k2") and await people.follows("k9")
+    assert await people.sessions_of(place_key="P", user_id="UALICE") == ("k0", "k1", "k2")
+    await people.forget_person(place_key="P", user_id="UALICE")
+    assert await people.sessions_of(place_key="P", user_id="UALICE") == ()
+    assert await people.sessions_of(place_key="P", user_id="UBOB") == ("k9",)

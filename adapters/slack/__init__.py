@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.config import SlackConfig
 from adapters.slack.handler import COMMANDS, EVENT_TYPES, SlackBot
 from adapters.slack.sessions import Conversation, conversation_of
-from rag.ports import Assistant
+from rag.ports import Assistant, Dedupe
 
 __all__ = [
     "COMMANDS",
@@ -54,16 +54,21 @@ def build_web_client(config: SlackConfig) -> AsyncWebClient:
     )
 
 
-def build_slack_bot(config: SlackConfig, assistant: Assistant) -> SlackBot:
-    """Builds the bot; connects nothing."""
+def build_slack_bot(config: SlackConfig, assistant: Assistant, *, dedupe: Dedupe | None = None) -> SlackBot:
+    """Builds the bot; connects nothing. `dedupe` shares redeliveries between replicas (default: in memory)."""
     return SlackBot(
-        client=build_web_client(config), assistant=assistant, signing_secret=config.signing_secret
+        client=build_web_client(config),
+        assistant=assistant,
+        signing_secret=config.signing_secret,
+        dedupe=dedupe,
     )
 
 
-def add_slack_routes(web_app: web.Application, *, config: SlackConfig, assistant: Assistant) -> None:
+def add_slack_routes(
+    web_app: web.Application, *, config: SlackConfig, assistant: Assistant, dedupe: Dedupe | None = None
+) -> None:
     """Mounts Slack on the server: POST /slack/events in HTTP mode, or a Socket Mode client started with it."""
-    slack = build_slack_bot(config, assistant)
+    slack = build_slack_bot(config, assistant, dedupe=dedupe)
     web_app[SLACK_BOT_KEY] = slack
     if config.socket_mode:
         app_token = config.app_token

@@ -24,13 +24,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.redelivery import RecentKeys
+from adapters.redelivery import LocalDedupe
 from adapters.slack import texts
 from adapters.slack.events import InboundMessage, read_message
 from adapters.slack.render import SlackMessage, render_notice, render_reply
 from adapters.slack.sessions import Conversation, channel_prefix, is_dm_channel, valid_id
 from rag import texts as core_texts
-from rag.ports import Assistant
+from rag.ports import Assistant, Dedupe
 from rag.types import IncomingMessage, Place, Reply, ReplyKind, Scope
 
 log = logging.getLogger(__name__)
@@ -68,14 +68,23 @@ def _handled() -> BoltResponse:
 
 
 class SlackBot:
-    def __init__(self, *, client: AsyncWebClient, assistant: Assistant, signing_secret: str) -> None:
+    def __init__(
+        self,
+        *,
+        client: AsyncWebClient,
+        assistant: Assistant,
+        signing_secret: str,
+        dedupe: Dedupe | None = None,
+    ) -> None:
         self.client = client
         self._assistant = assistant
         # Socket Mode needs no signing secret; without one, every HTTP request is refused.
         self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._seen_events = RecentKeys(ttl_s=_DEDUPE_TTL_S, max_size=_DEDUPE_MAX)
-        self._seen_messages = RecentKeys(ttl_s=_DEDUPE_TTL_S, max_size=_DEDUPE_MAX)
+        # In this process's memory unless the composition root shares them between replicas (Redis).
+        dedupe = dedupe or LocalDedupe()
+        self._seen_events = dedupe.seen_keys("slack-event", ttl_s=_DEDUPE_TTL_S, max_size=_DEDUPE_MAX)
+        self._seen_messages = dedupe.seen_keys("slack-message", ttl_s=_DEDUPE_TTL_S, max_size=_DEDUPE_MAX)
         self._socket: AsyncSocketModeHandler | None = None
         self.app = AsyncApp(
             client=client,
@@ -188,7 +197,7 @@ class SlackBot:
     ) -> BoltResponse | None:
         """Slack redelivers an event it thinks we missed: the second copy is acknowledged and dropped."""
         event_id = body.get("event_id")
-        if isinstance(event_id, str) and event_id and not self._seen_events.add_if_new(event_id):
+        if isinstance(event_id, str) and event_id and not await self._seen_events.add_if_new(event_id):
             log.info("Slack: dropped event %s, already handled", event_id)
             return _handled()
         await next()
@@ -199,10 +208,10 @@ class SlackBot:
     ) -> BoltResponse | None:
         """Lets through a user's message addressed to the bot, once: never its own, another bot's, an edit."""
         message = read_message(body, bot_user_id=context.bot_user_id or "", bot_id=context.bot_id or "")
-        if message is None or not self._addressed_to_bot(message):
+        if message is None or not await self._addressed_to_bot(message):
             return _handled()
         # One message can arrive twice, as app_mention and as message.*, with different event ids.
-        if not self._seen_messages.add_if_new(message.dedupe_key):
+        if not await self._seen_messages.add_if_new(message.dedupe_key):
             log.info("Slack: dropped %s for %s, already handled", message.event_type, message.dedupe_key)
             return _handled()
         context[_MESSAGE] = message
@@ -212,7 +221,7 @@ class SlackBot:
     async def _on_message(self, context: AsyncBoltContext) -> None:
         self._spawn(self._respond(context[_MESSAGE]), name="slack-answer")
 
-    def _addressed_to_bot(self, message: InboundMessage) -> bool:
+    async def _addressed_to_bot(self, message: InboundMessage) -> bool:
         conversation = message.conversation
         if conversation.is_dm or message.event_type == "app_mention":
             return True
@@ -220,8 +229,10 @@ class SlackBot:
             return False  # the same message's app_mention event is the one answered
         # A reply in a channel thread the bot takes part in continues without a mention, unless it speaks to
         # someone else.
-        in_thread = conversation.thread_ts != message.ts
-        return in_thread and self._assistant.follows(conversation.session_key) and not message.mentions_others
+        # The look-up comes last: a message that cannot be for the bot costs no round trip to a shared store.
+        if conversation.thread_ts == message.ts or message.mentions_others:
+            return False
+        return await self._assistant.follows(conversation.session_key)
 
     async def _on_reset_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
         # Bolt answers 404 to a command not acknowledged within 3 s: the core bounds a reset well below that.

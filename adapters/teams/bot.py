@@ -10,7 +10,7 @@ from botbuilder.core import ActivityHandler, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ChannelAccount, ConversationReference
 
-from adapters.redelivery import RecentKeys
+from adapters.redelivery import LocalDedupe
 from adapters.teams.auth import scrub
 from adapters.teams.replies import (
     WELCOME_TEXT,
@@ -21,7 +21,7 @@ from adapters.teams.replies import (
 from adapters.teams.session import question_text, session_key
 from adapters.teams.tasks import BackgroundTasks
 from rag import texts
-from rag.ports import Assistant
+from rag.ports import Assistant, Dedupe
 from rag.types import IncomingMessage, Reply
 
 _LOG = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class WikiTeamsBot(ActivityHandler):  # type: ignore[misc]
         app_id: str,
         tasks: BackgroundTasks,
         timing: Timing | None = None,
+        dedupe: Dedupe | None = None,
     ) -> None:
         super().__init__()
         self._assistant = assistant
@@ -56,11 +57,14 @@ class WikiTeamsBot(ActivityHandler):  # type: ignore[misc]
         self._app_id = app_id
         self._tasks = tasks
         self._timing = timing or Timing()
-        self._recent = RecentKeys(ttl_s=_REDELIVERY_TTL_S, max_size=_RECENT_ACTIVITIES)
+        # In this process's memory unless the composition root shares it between replicas (Redis).
+        self._recent = (dedupe or LocalDedupe()).seen_keys(
+            "teams-activity", ttl_s=_REDELIVERY_TTL_S, max_size=_RECENT_ACTIVITIES
+        )
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity: Activity = turn_context.activity
-        if self._is_redelivery(activity):
+        if await self._is_redelivery(activity):
             return
         sender = activity.from_property
         conversation_type = getattr(activity.conversation, "conversation_type", None)
@@ -130,12 +134,12 @@ class WikiTeamsBot(ActivityHandler):  # type: ignore[misc]
                 scrub(str(exc)),
             )
 
-    def _is_redelivery(self, activity: Activity) -> bool:
+    async def _is_redelivery(self, activity: Activity) -> bool:
         """True for an activity already handled: the Bot Framework retries when it thinks we were slow."""
         conversation_id = getattr(activity.conversation, "id", None)
         if not activity.id or not conversation_id:
             return False
-        return not self._recent.add_if_new(f"{conversation_id}\n{activity.id}")
+        return not await self._recent.add_if_new(f"{conversation_id}\n{activity.id}")
 
 
 def _has_files(activity: Activity) -> bool:

@@ -14,7 +14,7 @@ from adapters.teams.auth import build_authentication
 from adapters.teams.bot import Timing, WikiTeamsBot, on_turn_error
 from adapters.teams.config import TeamsConfig
 from adapters.teams.tasks import BackgroundTasks
-from rag.ports import Assistant
+from rag.ports import Assistant, Dedupe
 
 _LOG = logging.getLogger(__name__)
 MESSAGES_PATH = "/api/messages"
@@ -28,7 +28,14 @@ ANONYMOUS_WARNING = (
 class TeamsEndpoint:
     """Owns the SDK adapter, the bot and their background tasks for one web application."""
 
-    def __init__(self, *, config: TeamsConfig, assistant: Assistant, timing: Timing | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        config: TeamsConfig,
+        assistant: Assistant,
+        timing: Timing | None = None,
+        dedupe: Dedupe | None = None,
+    ) -> None:
         self.tasks = BackgroundTasks()
         self.adapter = CloudAdapter(build_authentication(config))
         self.adapter.on_turn_error = on_turn_error
@@ -38,6 +45,7 @@ class TeamsEndpoint:
             app_id=config.app_id,
             tasks=self.tasks,
             timing=timing or Timing(),
+            dedupe=dedupe,
         )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -58,20 +66,28 @@ class TeamsEndpoint:
         await self.tasks.close()
 
 
-def add_teams_routes(web_app: web.Application, *, config: TeamsConfig, assistant: Assistant) -> None:
-    """Mounts POST /api/messages when Teams is configured; cancels background replies on cleanup."""
-    mount_teams_endpoint(web_app, config=config, assistant=assistant)
+def add_teams_routes(
+    web_app: web.Application, *, config: TeamsConfig, assistant: Assistant, dedupe: Dedupe | None = None
+) -> None:
+    """Mounts POST /api/messages when Teams is configured; cancels background replies on cleanup.
+    `dedupe` shares redeliveries between replicas (default: in memory)."""
+    mount_teams_endpoint(web_app, config=config, assistant=assistant, dedupe=dedupe)
 
 
 def mount_teams_endpoint(
-    web_app: web.Application, *, config: TeamsConfig, assistant: Assistant, timing: Timing | None = None
+    web_app: web.Application,
+    *,
+    config: TeamsConfig,
+    assistant: Assistant,
+    timing: Timing | None = None,
+    dedupe: Dedupe | None = None,
 ) -> TeamsEndpoint | None:
     if not config.app_id:
         if not config.allow_anonymous:
             _LOG.info("teams: MICROSOFT_APP_ID is not set; the Teams endpoint is off")
             return None
         _LOG.warning(ANONYMOUS_WARNING, MESSAGES_PATH)
-    endpoint = TeamsEndpoint(config=config, assistant=assistant, timing=timing)
+    endpoint = TeamsEndpoint(config=config, assistant=assistant, timing=timing, dedupe=dedupe)
     web_app.router.add_post(MESSAGES_PATH, endpoint.handle)
     web_app.on_cleanup.append(endpoint.close)
     return endpoint

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rag.conversation import Conversation, Limits
-from rag.ports import Progress
+from rag.ports import Participants, Progress, SessionGate, SessionStore
 from rag.types import IncomingMessage, Reply, Turn
 
 Respond = Callable[[str, list[str]], Reply]
@@ -77,11 +77,21 @@ class RecordingConversation(Conversation):
         delay_s: float = 0.0,
         error: Exception | None = None,
         reset_delay_s: float = 0.0,
+        sessions: SessionStore | None = None,
+        participants: Participants | None = None,
+        gate: SessionGate | None = None,
         **limits: Any,
     ) -> None:
+        """`sessions`, `participants` and `gate` replace the in-process ones: what replicas share."""
         self.answerer = ScriptedAnswerer(respond, delay_s=delay_s, error=error)
         self.sessions = MemorySessions(reset_delay_s=reset_delay_s)
-        super().__init__(answerer=self.answerer, sessions=self.sessions, limits=Limits(**limits))
+        super().__init__(
+            answerer=self.answerer,
+            sessions=sessions or self.sessions,
+            limits=Limits(**limits),
+            participants=participants,
+            gate=gate,
+        )
         self.asked: list[IncomingMessage] = []
 
     async def ask(self, message: IncomingMessage, *, progress: Progress | None = None) -> Reply:

@@ -10,10 +10,14 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
+from rag.sessions import RedisSessionStore
+from rag.shared_state import RedisChatState
 
 _START_TIMEOUT_S = 10.0
 
@@ -82,3 +86,24 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         stop_redis(process)
+
+
+def unique_prefix() -> str:
+    """A key prefix no other test uses: the server is shared by the whole session."""
+    return f"wikibot-test:{uuid.uuid4().hex}:"
+
+
+@pytest.fixture
+async def chat_state(redis_url: str) -> AsyncIterator[RedisChatState]:
+    """The chat state several replicas share, on the test session's Redis, under this test's own prefix."""
+    state = RedisChatState(redis_url, key_prefix=unique_prefix())
+    yield state
+    await state.aclose()
+
+
+@pytest.fixture
+def shared_sessions(redis_url: str) -> Iterator[RedisSessionStore]:
+    """The session history several replicas share, under this test's own prefix."""
+    store = RedisSessionStore(redis_url, max_turns=10, idle_seconds=3600, key_prefix=unique_prefix())
+    yield store
+    store.close()

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 from adapters.slack import EVENTS_PATH, SLACK_BOT_KEY, SlackBot, add_slack_routes
 from bot.config import Settings
 from bot.platforms import slack_config
+from rag.ports import Dedupe
 
 from .fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
 from .slack_payloads import SIGNING_SECRET, as_json, envelope, sign, slash_command
@@ -47,7 +48,13 @@ async def _healthz(_: web.Request) -> web.Response:
 
 class SlackServer:
     def __init__(
-        self, fake: FakeSlack, assistant: Any, *, socket_mode: bool = False, bot: SlackBot | None = None
+        self,
+        fake: FakeSlack,
+        assistant: Any,
+        *,
+        socket_mode: bool = False,
+        bot: SlackBot | None = None,
+        dedupe: Dedupe | None = None,
     ):
         self.fake = fake
         self.assistant = assistant
@@ -58,6 +65,7 @@ class SlackServer:
                 self.web_app,
                 config=slack_config(slack_settings(fake, socket_mode=socket_mode)),
                 assistant=assistant,
+                dedupe=dedupe,
             )
             self.bot = self.web_app[SLACK_BOT_KEY]
         else:  # a bot built with test-only timings, mounted the way add_slack_routes mounts it

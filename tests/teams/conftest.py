@@ -21,6 +21,7 @@ from adapters.teams.bot import Timing
 from adapters.teams.routes import TeamsEndpoint, mount_teams_endpoint
 from bot.config import Settings
 from bot.platforms import teams_config
+from rag.ports import Dedupe
 
 from .connector_fake import ConnectorFake
 from .fake_assistant import FakeAssistant
@@ -124,9 +125,12 @@ async def start_bot(
     identity: Identity,
     connector: ConnectorFake,
     timing: Timing | None = None,
+    dedupe: Dedupe | None = None,
 ) -> tuple[TeamsBot, web.AppRunner]:
     app = web.Application()
-    endpoint = mount_teams_endpoint(app, config=teams_config(settings), assistant=assistant, timing=timing)
+    endpoint = mount_teams_endpoint(
+        app, config=teams_config(settings), assistant=assistant, timing=timing, dedupe=dedupe
+    )
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
