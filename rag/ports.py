@@ -99,6 +99,10 @@ class VectorIndex(Protocol):
         """Nearest chunks with their cosine distance (lower is closer)."""
         ...
 
+    def get(self, chunk_ids: Sequence[str]) -> list[Chunk]:
+        """The named chunks that are there, in no particular order; ids that are not there are ignored."""
+        ...
+
     def all_chunks(self) -> list[Chunk]: ...
 
     def ids(self) -> list[str]: ...
@@ -151,6 +155,10 @@ class LedgerReader(Protocol):
         """The active collection's name, model, pages, chunks and spaces."""
         ...
 
+    def pages(self, collection: str) -> dict[str, IndexedPage]:
+        """The pages a collection holds by id, with their versions and chunk ids (empty when unknown)."""
+        ...
+
     def recent_syncs(self, n: int) -> list[dict[str, object]]:
         """The last n sync reports (SyncReport.as_dict()), newest first."""
         ...
@@ -174,6 +182,22 @@ class IndexReader(LedgerReader, Protocol):
     def needs_rebuild(self, *, fingerprint: str) -> bool:
         """True without an index, or when it was built by another embedder or chunk layout."""
         ...
+
+
+class LexicalIndex(Protocol):
+    """Keyword (BM25) search over the active collection's chunks, kept beside the vectors and brought up to
+    date from the ledger's page records: each process or replica catches up on its own, page by page."""
+
+    def search(self, query: str, *, active: ActiveIndex, k: int) -> list[tuple[Chunk, float]]:
+        """The k best chunks for query, best first (higher score is better). Catches up first when active
+        moved, unless another thread is catching up: then answers from the last complete state at once."""
+        ...
+
+    def catch_up(self, active: ActiveIndex) -> None:
+        """Brings the index to active's revision now, waiting for a catch-up under way (the sync calls it)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class IndexWriter(IndexReader, Protocol):
