@@ -22,7 +22,8 @@ from rag.embedding_runtime import LazyEmbedder, token_scaled_length
 from rag.index import ChromaStore, open_chroma
 from rag.knowledge import KnowledgeBase, Ledger
 from rag.language import LanguageDetector
-from rag.ports import ChatModel, Embedder, PageSource, Reranker, SessionStore
+from rag.lexical_index import SqliteLexicalIndex
+from rag.ports import ChatModel, Embedder, LexicalIndex, PageSource, Reranker, SessionStore
 from rag.rerank import CrossEncoderReranker
 from rag.retrieval import HybridRetriever
 from rag.service import WikiAssistant
@@ -149,6 +150,7 @@ class Core:
     settings: Settings
     embedder: Embedder
     kb: KnowledgeBase
+    lexical: LexicalIndex
     retriever: HybridRetriever
     sessions: SessionStore
     # What the channels talk to, and the wiki answerer behind it (the benches ask it directly).
@@ -185,7 +187,7 @@ class Core:
             )
 
         with sync_lock(self.settings.data_dir):
-            return sync_once(
+            report = sync_once(
                 source=source,
                 index=self.kb,
                 embedder=self.embedder,
@@ -195,6 +197,10 @@ class Core:
                 progress=progress,
                 stop=stop,
             )
+        # The writer's own process catches up at once, through the same path as every other replica, so
+        # its questions never pay for it; the others catch up at their next question.
+        self.retriever.catch_up()
+        return report
 
     def warm(self) -> None:
         """Loads the models and builds the in-memory indexes now rather than on a user's question."""
@@ -204,6 +210,7 @@ class Core:
 
     def close(self) -> None:
         self.sessions.close()
+        self.lexical.close()
         self.kb.close()
         self.embedder.close()
 
@@ -241,11 +248,13 @@ def build_core(
         prefix=settings.chroma_collection,
         layout=f"chunks-v{CHUNK_FORMAT}/{settings.chunk_size}/{settings.chunk_overlap}",
     )
+    lexical = SqliteLexicalIndex(settings.lexical_path, kb)
     retriever = HybridRetriever(
         kb,
         emb,
         k=settings.retrieval_top_k,
         max_per_page=settings.retrieval_max_per_page,
+        lexical=lexical,
         mode=settings.retrieval_mode,
         reranker=(reranker or CrossEncoderReranker()) if settings.retrieval_rerank else None,
         rerank_candidates=settings.retrieval_rerank_candidates,
@@ -276,4 +285,4 @@ def build_core(
         answer_timeout_s=settings.litellm_timeout_s * (settings.litellm_num_retries + 1) + 30,
     )
     assistant = Conversation(answerer=answerer, sessions=store, limits=limits, telemetry=metrics)
-    return Core(settings, emb, kb, retriever, store, assistant, answerer, metrics, source)
+    return Core(settings, emb, kb, lexical, retriever, store, assistant, answerer, metrics, source)
