@@ -125,7 +125,12 @@ class ChromaIndex:
             part = unique[start : start + _READ_BATCH]
             if not part:
                 continue
-            got = self._collection.get(ids=part, include=["documents", "metadatas"])
+            try:
+                got = self._collection.get(ids=part, include=["documents", "metadatas"])
+            except (ChromaError, httpx.TransportError) as exc:
+                raise VectorStoreError(
+                    f"cannot read chunks of {self.name}: {type(exc).__name__}: {exc}"
+                ) from exc
             ids = got["ids"]
             docs: list[str] = list(got.get("documents") or [""] * len(ids))
             metas = list(got.get("metadatas") or [{}] * len(ids))

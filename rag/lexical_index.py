@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rag.lexical_store import CatchUpBusy, LexicalFile, LexicalWrite, PageState
-from rag.ports import ActiveIndex, LedgerReader
+from rag.ports import ActiveIndex, LedgerReader, VectorStoreError
 from rag.types import Chunk
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,9 @@ class SqliteLexicalIndex:
         if self._at != (active.name, active.revision) and self._lock.acquire(blocking=False):
             try:
                 self._catch_up(active, wait=False)
+            except VectorStoreError as exc:
+                # The question is still answered, from the last complete state; the next one tries again.
+                log.warning("lexical index of %s could not catch up: %s", active.name, exc)
             finally:
                 self._lock.release()
         serving = self._serving
