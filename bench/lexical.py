@@ -16,8 +16,8 @@ For each size and engine, JSON on stdout:
   index to its first answer (imports not counted), and its peak RSS;
 - query_p50_ms, query_p95_ms: warm, over the slice's questions, k = 20 (the retriever's candidates for k = 5).
 
-rank_bm25 (old) and bm25s are not dependencies of WikiBot any more: `pip install rank-bm25==0.2.2 bm25s` to
-compare; an engine that is not installed is reported as skipped.
+rank_bm25 (old, no longer a dependency) and bm25s (the other candidate) are not installed with WikiBot:
+`pip install rank-bm25==0.2.2 bm25s==0.3.16` to compare; an engine that is not installed is reported as skipped.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import resource
 import shutil
 import statistics
 import subprocess
@@ -204,8 +203,15 @@ def first_query(work: Path, engine: str, query: str) -> None:
         build()
     search(query)
     seconds = time.perf_counter() - started
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"first_query_s": round(seconds, 3), "rss_mb": round(rss_mb)}))
+    print(json.dumps({"first_query_s": round(seconds, 3), "rss_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> int:
+    """This process's peak RSS (VmHWM): getrusage's ru_maxrss would also count the parent's, from the fork."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    return -1
 
 
 def _bm25s_loaded(work: Path, kb: KnowledgeBase) -> Search:
