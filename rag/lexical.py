@@ -91,9 +91,3 @@ def tokenize(text: str) -> list[str]:
     folded = unicodedata.normalize("NFKD", text.lower())
     folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
     return [t for t in _TOKEN.findall(folded) if t not in _STOP]
-
-
-def match_expression(terms: list[str]) -> str:
-    """An FTS5 query matching any of the terms: each quoted, so `a.b-c` or `or` stay one plain term. A term
-    asked twice weighs twice, as it did under rank_bm25."""
-    return " OR ".join(f'"{t}"' for t in terms)

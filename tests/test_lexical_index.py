@@ -1,4 +1,4 @@
-"""The persisted lexical index (SQLite FTS5): caught up through real syncs, loaded without a rebuild by a
+"""The persisted lexical index (rag/lexical_index.py over SQLite): caught up through real syncs, loaded without a rebuild by a
 new process, never holding a search behind a catch-up, fresh for a new collection, our tokenizer kept."""
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def test_accents_french_stop_words_and_technical_terms_are_matched_as_before(tmp
     assert _pages(lexical, active, "kubectl") == {"k8s"}
     assert _pages(lexical, active, "8443") == {"k8s"}
     assert _pages(lexical, active, "kube-proxy.conf") == {"k8s"}
-    # A dotted or dashed name is one term, and FTS5's query syntax in a question is only words.
+    # A dotted or dashed name is one term (its parts do not match it); a search-engine syntax is only words.
     assert _pages(lexical, active, "proxy") == {"k8s"}
     assert _pages(lexical, active, 'kube AND "NEAR(" OR -conf *') == set()
     lexical.close()
