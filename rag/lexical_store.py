@@ -183,7 +183,9 @@ def _search(db: sqlite3.Connection, terms: Counter[str], k: int) -> list[tuple[C
         ids.append(postings["id"])
     summed = np.bincount(np.concatenate(ids), weights=np.concatenate(scores))
     best = np.argpartition(-summed, k - 1)[:k] if len(summed) > k else np.arange(len(summed))
-    wanted = {int(i): float(summed[i]) for i in best if summed[i] > 0}
+    # Rounded: the same scores summed in another order (an index caught up page by page, one built at once)
+    # differ in their last bits, and ties must still fall to the chunk id.
+    wanted = {int(i): round(float(summed[i]), 9) for i in best if summed[i] > 0}
     if not wanted:
         return []
     marks = ",".join("?" * len(wanted))

@@ -199,6 +199,26 @@ def test_accents_french_stop_words_and_technical_terms_are_matched_as_before(tmp
     lexical.close()
 
 
+def test_an_index_caught_up_page_by_page_scores_as_one_built_from_scratch(tmp_path: Path) -> None:
+    # The corpus statistics (chunks, lengths, document frequencies) follow every removal and addition.
+    kb = _kb(tmp_path)
+    _write(kb, {str(n): [f"deploy rollback step {n}", f"pipeline stage {n % 3} deploy"] for n in range(12)})
+    stepwise = SqliteLexicalIndex(tmp_path / "stepwise", kb)
+    stepwise.catch_up(_active_of(kb))
+    _write(kb, {"3": ["rollback rollback pipeline"], "20": ["a new deploy page"]}, version=2)
+    target = kb.begin(fingerprint="f", full=False)
+    kb.remove_pages(target, ["5", "7"])
+    kb.finish(target, ok=True, changed=True)
+    stepwise.catch_up(_active_of(kb))
+    fresh = SqliteLexicalIndex(tmp_path / "fresh", kb)
+
+    for query in ("rollback", "deploy pipeline", "stage 2 step 11", "new page"):
+        expected = fresh.search(query, active=_active_of(kb), k=30)
+        assert expected and stepwise.search(query, active=_active_of(kb), k=30) == expected
+    stepwise.close()
+    fresh.close()
+
+
 def test_more_occurrences_of_a_rarer_word_rank_first(tmp_path: Path) -> None:
     kb = _kb(tmp_path)
     _write(
