@@ -10,11 +10,12 @@ with the standard library and numpy only.
 How a process, or a replica with its own data folder over a shared Chroma server, gets the current index:
 the file remembers which ledger revision it caught up to and, per page, the version and chunk ids it holds.
 When the active (collection, revision) moves, a catch-up compares those with the ledger's page records and
-reads from the vector store only the chunks of pages that changed or appeared, and forgets pages that went.
+reads from the vector store only the chunks of pages that changed or appeared, and forgets pages that went;
+the first search that finds the revision moved does it (a one-page edit costs milliseconds).
 So a process start loads the file as it is, a one-page edit costs one page, and every replica converges the
-same way whether or not the sync ran in it. A new collection (a blue/green rebuild) gets a fresh file;
-searches keep reading the previous one until the new one has caught up, and the files of other collections
-are deleted then.
+same way whether or not the sync ran in it. A new collection (a blue/green rebuild) gets a fresh file, built
+in a thread of its own when a previous file is being served: searches keep reading that one until the new
+one is complete, and the files of other collections are deleted then.
 
 A catch-up is one SQLite transaction (WAL): searches read the last committed state meanwhile. The catch-up
 lock is held by catchers-up only: a search that finds another thread catching up does not wait for it.
@@ -59,13 +60,14 @@ class SqliteLexicalIndex:
 
     def search(self, query: str, *, active: ActiveIndex, k: int) -> list[tuple[Chunk, float]]:
         if self._at != (active.name, active.revision) and self._lock.acquire(blocking=False):
-            try:
-                self._catch_up(active, wait=False)
-            except VectorStoreError as exc:
-                # The question is still answered, from the last complete state; the next one tries again.
-                log.warning("lexical index of %s could not catch up: %s", active.name, exc)
-            finally:
-                self._lock.release()
+            if self._serving is not None and self._at is not None and self._at[0] != active.name:
+                # A new collection's file is built from every chunk (tens of seconds at 100k): beside the
+                # searches, which keep the previous collection's file until the new one is complete.
+                threading.Thread(
+                    target=self._locked_catch_up, args=(active,), name="lexical-build", daemon=True
+                ).start()
+            else:
+                self._locked_catch_up(active)
         serving = self._serving
         return [] if serving is None else serving.search(query, k=k)
 
@@ -80,6 +82,16 @@ class SqliteLexicalIndex:
             self._serving, self._at = None, None
 
     # -- catching up (under self._lock) ----------------------------------------------------------------
+
+    def _locked_catch_up(self, active: ActiveIndex) -> None:
+        """A search's catch-up: called holding the lock, which it releases (from whichever thread runs it)."""
+        try:
+            self._catch_up(active, wait=False)
+        except VectorStoreError as exc:
+            # The question is still answered, from the last complete state; the next one tries again.
+            log.warning("lexical index of %s could not catch up: %s", active.name, exc)
+        finally:
+            self._lock.release()
 
     def _catch_up(self, active: ActiveIndex, *, wait: bool) -> None:
         started = time.monotonic()

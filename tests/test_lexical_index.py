@@ -100,19 +100,8 @@ def test_a_search_during_a_catch_up_is_answered_from_the_previous_index(
     fake.edit_page("9001", body=_body("The badge printer moved to the platypushall."))
     assert core.sync().ok
 
-    active, window = watched(core.kb.active())
-    window.hold()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        catching_up = pool.submit(replica.catch_up, active)
-        assert window.entered.wait(timeout=10)
-        # Another question meanwhile: answered at once, from the state before the edit.
-        during = pool.submit(_pages, replica, active, "quokkaroom platypushall")
-        assert during.result(timeout=5) == {"9001"}
-        assert _pages(replica, active, "platypushall") == set()
-        assert not catching_up.done()
-        window.release()
-        catching_up.result(timeout=10)
-    assert _pages(replica, active, "platypushall") == {"9001"}
+    active = _active(core)
+    _search_while_held(replica, replica, active, before="quokkaroom", after="platypushall", page="9001")
     assert _pages(replica, active, "quokkaroom") == set()
     replica.close()
 
@@ -126,17 +115,7 @@ def test_another_process_catching_up_the_same_file_does_not_hold_a_search(tmp_pa
     assert _pages(reader, _active_of(kb), "quokkaroom") == {"1"}
     _write(kb, {"1": ["the platypushall"]}, version=2)
 
-    active, window = watched(kb.active())
-    window.hold()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        catching_up = pool.submit(writer.catch_up, active)
-        assert window.entered.wait(timeout=10)
-        during = pool.submit(_pages, reader, active, "quokkaroom platypushall")
-        assert during.result(timeout=5) == {"1"}
-        assert _pages(reader, active, "platypushall") == set()
-        window.release()
-        catching_up.result(timeout=10)
-    assert _pages(reader, active, "platypushall") == {"1"}
+    _search_while_held(writer, reader, _active_of(kb), before="quokkaroom", after="platypushall", page="1")
     writer.close()
     reader.close()
 
@@ -172,6 +151,29 @@ def test_a_blue_green_rebuild_gets_a_fresh_file_and_the_old_one_is_deleted(core:
     # Built from the new collection's chunks (at the sync's end), and nothing read since.
     assert _pages(core.lexical, active, "quokkaroom") == {"9001"}
     assert window.fetched == []
+
+
+def test_after_a_blue_green_switch_searches_keep_the_previous_file_until_the_new_one_is_built(
+    tmp_path: Path,
+) -> None:
+    kb = _kb(tmp_path)
+    _write(kb, {"1": ["the quokkaroom"]})
+    replica = SqliteLexicalIndex(tmp_path / "lexical", kb)
+    assert _pages(replica, _active_of(kb), "quokkaroom") == {"1"}
+    _write(kb, {"1": ["the platypushall"]}, full=True)
+
+    active, window = watched(kb.active())
+    window.hold()
+    # The new collection's build runs beside the searches, which answer from the previous file at once.
+    assert _pages(replica, active, "quokkaroom platypushall") == {"1"}
+    assert window.entered.wait(timeout=10)
+    assert _pages(replica, active, "platypushall") == set()
+    window.release()
+    replica.catch_up(active)  # waits for the build under way
+    assert _pages(replica, active, "platypushall") == {"1"}
+    assert _pages(replica, active, "quokkaroom") == set()
+    assert [p.name for p in (tmp_path / "lexical").glob("*.sqlite3")] == [f"{active.name}.lexical-v1.sqlite3"]
+    replica.close()
 
 
 def test_accents_french_stop_words_and_technical_terms_are_matched_as_before(tmp_path: Path) -> None:
@@ -238,6 +240,31 @@ def test_more_occurrences_of_a_rarer_word_rank_first(tmp_path: Path) -> None:
 # -- helpers ---------------------------------------------------------------------------------------------
 
 
+def _search_while_held(
+    catcher: SqliteLexicalIndex,
+    searcher: SqliteLexicalIndex,
+    active: ActiveIndex,
+    *,
+    before: str,
+    after: str,
+    page: str,
+) -> None:
+    """Holds catcher's catch-up in its read of the store while searcher answers: at once, from the state
+    before (page found by its old word `before`, not yet by its new word `after`); then the catch-up ends."""
+    active, window = watched(active)
+    window.hold()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        catching_up = pool.submit(catcher.catch_up, active)
+        assert window.entered.wait(timeout=10)
+        during = pool.submit(_pages, searcher, active, f"{before} {after}")
+        assert during.result(timeout=5) == {page}
+        assert _pages(searcher, active, after) == set()
+        assert not catching_up.done()
+        window.release()
+        catching_up.result(timeout=10)
+    assert _pages(searcher, active, after) == {page}
+
+
 def _active(core: Core) -> ActiveIndex:
     return _active_of(core.kb)
 
@@ -252,9 +279,10 @@ def _kb(tmp_path: Path) -> KnowledgeBase:
     return KnowledgeBase(MemoryStore(), Ledger(tmp_path / "state.sqlite3"), prefix="t")
 
 
-def _write(kb: KnowledgeBase, pages: dict[str, list[str]], *, version: int = 1) -> None:
-    """Pages written as a sync writes them: vectors first, then the ledger, then the revision."""
-    target = kb.begin(fingerprint="f", full=False)
+def _write(kb: KnowledgeBase, pages: dict[str, list[str]], *, version: int = 1, full: bool = False) -> None:
+    """Pages written as a sync writes them: vectors first, then the ledger, then the revision (or, full, a
+    new collection that replaces the active one)."""
+    target = kb.begin(fingerprint="f", full=full)
     for page_id, texts in pages.items():
         chunks = [
             Chunk(f"{page_id}:{n}", page_id, "S", page_id, f"u/{page_id}", version, "", "", t)
