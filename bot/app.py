@@ -23,7 +23,7 @@ from rag.index import ChromaStore, open_chroma
 from rag.knowledge import KnowledgeBase, Ledger
 from rag.language import LanguageDetector
 from rag.lexical_index import SqliteLexicalIndex
-from rag.ports import ChatModel, Embedder, LexicalIndex, PageSource, Reranker, SessionStore
+from rag.ports import ChatModel, Embedder, LexicalIndex, PageSource, Reranker, SessionStore, VectorStoreError
 from rag.rerank import CrossEncoderReranker
 from rag.retrieval import HybridRetriever
 from rag.service import WikiAssistant
@@ -199,7 +199,10 @@ class Core:
             )
         # The writer's own process catches up at once, through the same path as every other replica, so
         # its questions never pay for it; the others catch up at their next question.
-        self.retriever.catch_up()
+        try:
+            self.retriever.catch_up()
+        except VectorStoreError as exc:
+            log.warning("lexical index not caught up after the sync (the next question tries again): %s", exc)
         return report
 
     def warm(self) -> None:

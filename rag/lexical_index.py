@@ -76,10 +76,10 @@ class SqliteLexicalIndex:
             self._catch_up(active, wait=True)
 
     def close(self) -> None:
-        with self._lock:
-            if self._serving is not None:
-                self._serving.close()
-            self._serving, self._at = None, None
+        # Without the lock: a build under way in its own thread must not hold up a shutdown.
+        serving, self._serving, self._at = self._serving, None, None
+        if serving is not None:
+            serving.close()
 
     # -- catching up (under self._lock) ----------------------------------------------------------------
 
@@ -103,8 +103,8 @@ class SqliteLexicalIndex:
                 with file.writing(wait=wait) as write:
                     changed, removed, fetched = self._apply(write, active)
             except CatchUpBusy:
-                # Another process is catching this file up: answer from what it committed last, if
-                # nothing better is served, and try again at the next search.
+                # Another process is catching this file up (the same work): answer from what it committed
+                # last, if nothing better is served, and try again at the next search.
                 if self._serving is None and file.revision() is not None:
                     self._serving = file
                 return
