@@ -12,6 +12,7 @@ import pytest
 from bot.app import Core
 from bot.demo.confluence_fake import ConfluenceFake
 from rag.knowledge import KnowledgeBase, Ledger
+from rag.lexical import tokenize
 from rag.lexical_index import SqliteLexicalIndex
 from rag.ports import ActiveIndex, VectorStoreError
 from rag.types import Chunk, IndexedPage
@@ -151,6 +152,21 @@ def test_a_blue_green_rebuild_gets_a_fresh_file_and_the_old_one_is_deleted(core:
     # Built from the new collection's chunks (at the sync's end), and nothing read since.
     assert _pages(core.lexical, active, "quokkaroom") == {"9001"}
     assert window.fetched == []
+
+
+@pytest.mark.parametrize(
+    ("text", "terms"),
+    [
+        ("Procédure de REDÉMARRAGE", ["procedure", "redemarrage"]),
+        ("Crème brûlée à Noël", ["creme", "brulee", "noel"]),
+        # A non-ASCII mark ends a term as a space does: never glued to the next one.
+        ("rollback—then redeploy «vite» 10 µs", ["rollback", "then", "redeploy", "vite", "10", "s"]),
+        ("kubectl get pods -n a.b-c on port 8443", ["kubectl", "get", "pods", "n", "a.b-c", "port", "8443"]),
+        ("Quelle est la procédure pour le VPN ?", ["procedure", "vpn"]),
+    ],
+)
+def test_terms_are_folded_split_and_stopped_as_before(text: str, terms: list[str]) -> None:
+    assert tokenize(text) == terms
 
 
 def test_after_a_blue_green_switch_searches_keep_the_previous_file_until_the_new_one_is_built(
