@@ -14,7 +14,8 @@ For each size and engine, JSON on stdout:
 - edit_catch_up_s: after a one-page edit (old: the same full rebuild);
 - fresh_process_first_query_s, fresh_process_rss_mb: a new process over the same folder, from opening the
   index to its first answer (imports not counted), and its peak RSS;
-- query_p50_ms, query_p95_ms: warm, over the slice's questions, k = 20 (the retriever's candidates for k = 5).
+- query_p50_ms, query_p95_ms: warm, over the slice's questions, k = 20 (the retriever's candidates for k = 5);
+- same_top5_scores_as_old: with both engines, the questions whose five best scores are rank_bm25's.
 
 rank_bm25 (old, no longer a dependency) and bm25s (the other candidate) are not installed with WikiBot:
 `pip install rank-bm25==0.2.2 bm25s==0.3.16` to compare; an engine that is not installed is reported as skipped.
@@ -290,8 +291,31 @@ def measure_size(root: Path, size: int, engines: list[str], asked: Sequence[str]
             )
         shutil.rmtree(work, ignore_errors=True)
         print(json.dumps({size: row[engine]}), file=sys.stderr)
+    if {"new", "old"} <= set(engines) and isinstance(row["old"], dict):
+        row["same_top5_scores_as_old"] = same_scores(base, asked)
     shutil.rmtree(base, ignore_errors=True)
     return row
+
+
+def same_scores(work: Path, asked: Sequence[str]) -> str:
+    """How many questions get the same five best BM25 scores from both engines (ids may differ among ties:
+    copies of one text score alike)."""
+    import numpy as np
+    from rank_bm25 import BM25Okapi
+
+    kb = open_kb(work)
+    chunks = active(kb).vectors.all_chunks()
+    old = BM25Okapi([tokenize(c.text) for c in chunks])
+    new = SqliteLexicalIndex(work / "lexical", kb)
+    same = 0
+    for q in asked:
+        scores = old.get_scores(tokenize(q))
+        expected = [round(float(x), 6) for x in np.sort(scores)[::-1][:5] if x > 0]
+        got = [round(score, 6) for _, score in new.search(q, active=active(kb), k=5)]
+        same += got == expected
+    new.close()
+    kb.close()
+    return f"{same}/{len(asked)}"
 
 
 def main() -> None:
