@@ -58,7 +58,9 @@ def evaluate(backend: str, copies: int, cache: Path) -> dict[str, Any]:
         out["embedder"] = core.kb.summary().fingerprint
         out["pages"], out["chunks"] = report.added, report.chunks_total
         for mode in ("hybrid", "dense", "lexical"):
-            retriever = HybridRetriever(core.kb, core.embedder, k=5, max_per_page=2, mode=mode)
+            retriever = HybridRetriever(
+                core.kb, core.embedder, k=5, max_per_page=2, lexical=core.lexical, mode=mode
+            )
             retriever.search("warm up")
             hits_at_5 = 0
             reciprocal = 0.0

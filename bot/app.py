@@ -23,15 +23,18 @@ from rag.embedding_runtime import LazyEmbedder, token_scaled_length
 from rag.index import ChromaStore, open_chroma
 from rag.knowledge import KnowledgeBase, Ledger
 from rag.language import LanguageDetector
+from rag.lexical_index import SqliteLexicalIndex
 from rag.ports import (
     ChatModel,
     Embedder,
     LeaseLost,
     LedgerStore,
+    LexicalIndex,
     PageSource,
     Reranker,
     SessionStore,
     SyncLease,
+    VectorStoreError,
 )
 from rag.rerank import CrossEncoderReranker
 from rag.retrieval import HybridRetriever
@@ -224,6 +227,7 @@ class Core:
     settings: Settings
     embedder: Embedder
     kb: KnowledgeBase
+    lexical: LexicalIndex
     retriever: HybridRetriever
     sessions: SessionStore
     # What the channels talk to, and the wiki answerer behind it (the benches ask it directly).
@@ -269,7 +273,7 @@ class Core:
             )
 
         with sync_lock(self.settings.data_dir), self._as_writer():
-            return sync_once(
+            report = sync_once(
                 source=source,
                 index=self.kb,
                 embedder=self.embedder,
@@ -279,6 +283,13 @@ class Core:
                 progress=progress,
                 stop=stop,
             )
+        # The writer's own process catches up at once, through the same path as every other replica, so
+        # its questions never pay for it; the others catch up at their next question.
+        try:
+            self.retriever.catch_up()
+        except VectorStoreError as exc:
+            log.warning("lexical index not caught up after the sync (the next question tries again): %s", exc)
+        return report
 
     @contextmanager
     def _as_writer(self) -> Iterator[None]:
@@ -305,6 +316,7 @@ class Core:
 
     def close(self) -> None:
         self.sessions.close()
+        self.lexical.close()
         self.kb.close()
         if self._state is not None:
             self._state.close()
@@ -346,11 +358,13 @@ def build_core(
         layout=f"chunks-v{CHUNK_FORMAT}/{settings.chunk_size}/{settings.chunk_overlap}",
         shared=state.lease is not None,
     )
+    lexical = SqliteLexicalIndex(settings.lexical_path, kb)
     retriever = HybridRetriever(
         kb,
         emb,
         k=settings.retrieval_top_k,
         max_per_page=settings.retrieval_max_per_page,
+        lexical=lexical,
         mode=settings.retrieval_mode,
         reranker=(reranker or CrossEncoderReranker()) if settings.retrieval_rerank else None,
         rerank_candidates=settings.retrieval_rerank_candidates,
@@ -397,6 +411,7 @@ def build_core(
         settings,
         emb,
         kb,
+        lexical,
         retriever,
         store,
         assistant,

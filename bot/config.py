@@ -182,6 +182,11 @@ class Settings(BaseSettings):
         return self.data_dir / "state.sqlite3"
 
     @property
+    def lexical_path(self) -> Path:
+        # Per data folder, so per replica: each catches its own copy up from the ledger.
+        return self.data_dir / "lexical"
+
+    @property
     def fallback_models(self) -> tuple[str, ...]:
         return tuple(m.strip() for m in self.litellm_fallbacks.split(",") if m.strip())
 

@@ -18,6 +18,8 @@ from rag.types import Chunk
 
 # Chroma caps one write; large batches are still far cheaper than one call per chunk.
 _WRITE_BATCH = 2000
+# Ids named in one read: a server's request stays small, and few round trips fetch a catch-up's chunks.
+_READ_BATCH = 1000
 
 
 def open_chroma(*, path: Path, host: str = "", port: int = 8000, ssl: bool = False) -> ClientAPI:
@@ -125,6 +127,28 @@ class ChromaIndex:
             (_chunk(i, d, dict(m) if m else None), float(dist))
             for i, d, m, dist in zip(ids, docs, metas, dists, strict=False)
         ]
+
+    def get(self, chunk_ids: Sequence[str]) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        # Chroma refuses a request naming one id twice.
+        unique = list(dict.fromkeys(chunk_ids))
+        for start in range(0, len(unique), _READ_BATCH):
+            part = unique[start : start + _READ_BATCH]
+            if not part:
+                continue
+            try:
+                got = self._collection.get(ids=part, include=["documents", "metadatas"])
+            except (ChromaError, httpx.TransportError) as exc:
+                raise VectorStoreError(
+                    f"cannot read chunks of {self.name}: {type(exc).__name__}: {exc}"
+                ) from exc
+            ids = got["ids"]
+            docs: list[str] = list(got.get("documents") or [""] * len(ids))
+            metas = list(got.get("metadatas") or [{}] * len(ids))
+            chunks.extend(
+                _chunk(i, d, dict(m) if m else None) for i, d, m in zip(ids, docs, metas, strict=False)
+            )
+        return chunks
 
     def all_chunks(self) -> list[Chunk]:
         chunks: list[Chunk] = []

@@ -308,6 +308,9 @@ class KnowledgeBase:
     def summary(self) -> IndexSummary:
         return self._ledger.summary()
 
+    def pages(self, collection: str) -> dict[str, IndexedPage]:
+        return self._ledger.pages(collection)
+
     def recent_syncs(self, n: int) -> list[dict[str, object]]:
         return self._ledger.recent_syncs(n)
 

@@ -110,6 +110,10 @@ class VectorIndex(Protocol):
         """Nearest chunks with their cosine distance (lower is closer)."""
         ...
 
+    def get(self, chunk_ids: Sequence[str]) -> list[Chunk]:
+        """The named chunks that are there, in no particular order; ids that are not there are ignored."""
+        ...
+
     def all_chunks(self) -> list[Chunk]: ...
 
     def ids(self) -> list[str]: ...
@@ -167,6 +171,10 @@ class LedgerReader(Protocol):
 
     def summary(self) -> IndexSummary:
         """The active collection's name, model, pages, chunks and spaces."""
+        ...
+
+    def pages(self, collection: str) -> dict[str, IndexedPage]:
+        """The pages a collection holds by id, with their versions and chunk ids (empty when unknown)."""
         ...
 
     def recent_syncs(self, n: int) -> list[dict[str, object]]:
@@ -262,6 +270,22 @@ class IndexReader(LedgerReader, Protocol):
     def readiness(self) -> Readiness:
         """Asks the store, not only the ledger: is the active collection there, and does it hold chunks?"""
         ...
+
+
+class LexicalIndex(Protocol):
+    """Keyword (BM25) search over the active collection's chunks, kept beside the vectors and brought up to
+    date from the ledger's page records: each process or replica catches up on its own, page by page."""
+
+    def search(self, query: str, *, active: ActiveIndex, k: int) -> list[tuple[Chunk, float]]:
+        """The k best chunks for query, best first (higher score is better). Catches up first when active
+        moved, unless another thread is catching up: then answers from the last complete state at once."""
+        ...
+
+    def catch_up(self, active: ActiveIndex) -> None:
+        """Brings the index to active's revision now, waiting for a catch-up under way (the sync calls it)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class IndexWriter(IndexReader, Protocol):

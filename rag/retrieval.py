@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (Chroma) and lexical (BM25) candidates fused by reciprocal rank, the best few
+"""Hybrid retrieval: dense (Chroma) and lexical (BM25, rag/lexical_index.py) candidates fused by reciprocal rank, the best few
 re-scored by a cross-encoder, pages ranked by their best passages, at most N passages per page."""
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.chunking import embedding_text
-from rag.lexical import LexicalIndex
-from rag.ports import Embedder, IndexReader, Reranker
+from rag.ports import Embedder, IndexReader, LexicalIndex, Reranker
 from rag.types import Chunk, Hit
 
 log = logging.getLogger(__name__)
@@ -83,8 +82,8 @@ class HybridRetriever:
         *,
         k: int,
         max_per_page: int,
+        lexical: LexicalIndex,
         mode: str = "hybrid",
-        lexical: LexicalIndex | None = None,
         reranker: Reranker | None = None,
         rerank_candidates: int = RERANK_CANDIDATES,
     ) -> None:
@@ -95,7 +94,7 @@ class HybridRetriever:
         self._k = k
         self._max_per_page = max_per_page
         self._mode = mode
-        self._lexical = lexical or LexicalIndex()
+        self._lexical = lexical
         self._reranker = reranker
         self._rerank_candidates = rerank_candidates
         self._warned_for: str | None = None
@@ -105,10 +104,17 @@ class HybridRetriever:
         return active is not None and active.vectors.count() > 0
 
     def warm(self) -> None:
-        """Builds what the first question would otherwise wait for (the BM25 model, the reranker)."""
+        """Readies what the first question would otherwise wait for (the lexical index caught up, the reranker)."""
         if self._reranker is not None:
             self._reranker.warm()
+        self.catch_up()
         self.search("warm up", k=1)
+
+    def catch_up(self) -> None:
+        """Brings the lexical index to the active collection now (after a sync, at start-up)."""
+        active = self._index.active()
+        if active is not None:
+            self._lexical.catch_up(active)
 
     def search(self, query: str, *, k: int | None = None, context: str = "") -> Retrieved:
         """The k best passages for query. With a context (the conversation's previous question), the
@@ -125,14 +131,13 @@ class HybridRetriever:
         rankings: list[list[Chunk]] = []
         best_similarity = 0.0
         queries = [query, f"{context}\n{query}"] if context.strip() else [query]
-        key = (active.name, active.revision)
         for text in queries:
             if use_dense:
                 dense = active.vectors.query(self._embedder.embed_query(embedding_text(text)), k=candidates)
                 rankings.append([c for c, _ in dense])
                 best_similarity = max([best_similarity, *(1.0 - d for _, d in dense)])
             if self._mode in ("hybrid", "lexical") or not use_dense:
-                lexical = self._lexical.search(text, key=key, load=active.vectors.all_chunks, k=candidates)
+                lexical = self._lexical.search(text, active=active, k=candidates)
                 rankings.append([c for c, _ in lexical])
         scored = rrf([r for r in rankings if r])
         rerank_score = None if self._reranker is None else self._rerank(self._reranker, query, scored)

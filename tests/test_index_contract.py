@@ -72,6 +72,22 @@ def test_re_adding_changed_content_replaces_it(index: VectorIndex) -> None:
     assert hit.chunk_id == "p1:0" and distance < 1e-4
 
 
+def test_get_returns_the_named_chunks_that_are_there_with_their_metadata(index: VectorIndex) -> None:
+    index.upsert(
+        [_chunk(i, f"text {i}") for i in range(3)] + [_chunk(0, "other", page="p2")],
+        [_vec(i) for i in range(4)],
+    )
+    got = index.get(["p1:2", "nope:1", "p2:0", "p1:2"])
+    assert sorted(got, key=lambda c: c.chunk_id) == [_chunk(2, "text 2"), _chunk(0, "other", page="p2")]
+    assert index.get([]) == []
+
+
+def test_get_reads_past_one_batch(index: VectorIndex) -> None:
+    chunks = [_chunk(i, f"text {i}") for i in range(2500)]
+    index.upsert(chunks, [_vec(i) for i in range(2500)])
+    assert {c.chunk_id for c in index.get([c.chunk_id for c in chunks])} == {c.chunk_id for c in chunks}
+
+
 def test_query_returns_nearest_with_metadata(index: VectorIndex) -> None:
     index.upsert([_chunk(0, "a"), _chunk(1, "b", page="p2")], [_vec(0), _vec(1)])
     hit, _ = index.query(_vec(1), k=1)[0]

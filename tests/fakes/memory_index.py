@@ -49,6 +49,10 @@ class MemoryIndex:
         )
         return scored[: max(k, 0)]
 
+    def get(self, chunk_ids: Sequence[str]) -> list[Chunk]:
+        with self._lock:
+            return [self._rows[i][0] for i in dict.fromkeys(chunk_ids) if i in self._rows]
+
     def all_chunks(self) -> list[Chunk]:
         with self._lock:
             return [c for c, _ in self._rows.values()]
