@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot.app import Core
 from bot.config import Settings
 from bot.demo.confluence_fake import ConfluenceFake
 from bot.runtime import SafeFormatter, start_process
@@ -52,6 +53,17 @@ def fake() -> Iterator[ConfluenceFake]:
     """The loopback Confluence with the sample wiki, for tests that talk to it as the bot's account."""
     with ConfluenceFake(username=USER, password=PASSWORD) as fake:
         yield fake
+
+
+@pytest.fixture
+def core(fake: ConfluenceFake, tmp_path: Path) -> Iterator[Core]:
+    """A core on that Confluence (or a module's own `fake`), embedded Chroma, the fast test embedder."""
+    from tests.fakes.embedder import HashingEmbedder
+    from tests.support import make_core, settings_for
+
+    core = make_core(settings_for(fake, tmp_path / "data"), embedder=HashingEmbedder())
+    yield core
+    core.close()
 
 
 @pytest.fixture

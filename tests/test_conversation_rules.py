@@ -12,29 +12,12 @@ from adapters.redelivery import RecentKeys
 from rag import texts
 from rag.participants import MemoryParticipants
 from rag.sessions import SessionStoreError
-from rag.types import IncomingMessage, Place, Reply, ReplyKind, Scope, Turn
-from tests.fakes.conversation import RecordingConversation
-
-CHANNEL = Place("slack:T1:C1:")
-DM = Place("slack:T1:D1:", private=True)
-
-
-def _echo(question: str, earlier: list[str]) -> Reply:
-    return Reply(text=f"{question} (after: {' | '.join(earlier) or 'nothing'})")
-
-
-def _in(place: Place, root: str, text: str, user: str = "U1") -> IncomingMessage:
-    return IncomingMessage(
-        session_key=f"{place.key}{root}", text=text, user_id=user, place=place, threaded=True
-    )
-
-
-def _place_reset(place: Place, user: str = "U1") -> IncomingMessage:
-    return IncomingMessage(session_key="", text="reset", user_id=user, place=place, scope=Scope.PLACE)
+from rag.types import IncomingMessage, ReplyKind, Scope, Turn
+from tests.fakes.conversation import CHANNEL, DM, RecordingConversation, echo, message_in, place_reset
 
 
 async def test_a_reset_does_not_wait_for_the_answer_in_flight_and_voids_its_turn() -> None:
-    conversation = RecordingConversation(_echo, delay_s=1.0)
+    conversation = RecordingConversation(echo, delay_s=1.0)
     slow = asyncio.create_task(conversation.ask(IncomingMessage("s", "first question")))
     await asyncio.sleep(0.1)
     started = time.perf_counter()
@@ -47,7 +30,7 @@ async def test_a_reset_does_not_wait_for_the_answer_in_flight_and_voids_its_turn
 
 
 async def test_questions_of_one_session_wait_their_turn_and_see_the_answer_before() -> None:
-    conversation = RecordingConversation(_echo, delay_s=0.2)
+    conversation = RecordingConversation(echo, delay_s=0.2)
     _, second = await asyncio.gather(
         conversation.ask(IncomingMessage("s", "one")), conversation.ask(IncomingMessage("s", "two"))
     )
@@ -55,42 +38,42 @@ async def test_questions_of_one_session_wait_their_turn_and_see_the_answer_befor
 
 
 async def test_a_slow_reset_says_so_in_time_and_still_completes() -> None:
-    conversation = RecordingConversation(_echo, reset_delay_s=0.6, reset_timeout_s=0.1)
-    await conversation.ask(_in(DM, "main", "question"))
+    conversation = RecordingConversation(echo, reset_delay_s=0.6, reset_timeout_s=0.1)
+    await conversation.ask(message_in(DM, "main", "question"))
     started = time.perf_counter()
-    reply = await conversation.ask(_place_reset(DM))
+    reply = await conversation.ask(place_reset(DM))
     assert reply.text == texts.RESET_SLOW and time.perf_counter() - started < 0.4
     await conversation.close()
     assert conversation.sessions.turns == {}
 
 
 async def test_a_reset_of_a_channel_forgets_only_the_callers_threads_there() -> None:
-    conversation = RecordingConversation(_echo)
-    await conversation.ask(_in(CHANNEL, "100.1", "alice one", user="UALICE"))
-    await conversation.ask(_in(CHANNEL, "200.1", "alice two", user="UALICE"))
-    await conversation.ask(_in(CHANNEL, "300.1", "bob", user="UBOB"))
-    reply = await conversation.ask(_place_reset(CHANNEL, user="UALICE"))
+    conversation = RecordingConversation(echo)
+    await conversation.ask(message_in(CHANNEL, "100.1", "alice one", user="UALICE"))
+    await conversation.ask(message_in(CHANNEL, "200.1", "alice two", user="UALICE"))
+    await conversation.ask(message_in(CHANNEL, "300.1", "bob", user="UBOB"))
+    reply = await conversation.ask(place_reset(CHANNEL, user="UALICE"))
     assert reply.text == texts.reset_place_done(2)
     assert set(conversation.sessions.turns) == {f"{CHANNEL.key}300.1"}
     assert await conversation.follows(f"{CHANNEL.key}100.1"), "the bot still follows the thread after a reset"
-    again = await conversation.ask(_place_reset(CHANNEL, user="UALICE"))
+    again = await conversation.ask(place_reset(CHANNEL, user="UALICE"))
     assert again.text == texts.RESET_PLACE_NOTHING
 
 
 async def test_a_reset_of_a_direct_message_forgets_all_its_threads() -> None:
-    conversation = RecordingConversation(_echo)
-    await conversation.ask(_in(DM, "main", "top"))
-    await conversation.ask(_in(DM, "100.1", "in a thread"))
-    assert (await conversation.ask(_place_reset(DM))).text == texts.RESET_PRIVATE_DONE
+    conversation = RecordingConversation(echo)
+    await conversation.ask(message_in(DM, "main", "top"))
+    await conversation.ask(message_in(DM, "100.1", "in a thread"))
+    assert (await conversation.ask(place_reset(DM))).text == texts.RESET_PRIVATE_DONE
     assert conversation.sessions.turns == {}
-    assert (await conversation.ask(_place_reset(DM))).text == texts.RESET_PRIVATE_NOTHING
+    assert (await conversation.ask(place_reset(DM))).text == texts.RESET_PRIVATE_NOTHING
 
 
 async def test_a_place_reset_without_a_place_or_a_user_says_it_cannot_tell() -> None:
-    conversation = RecordingConversation(_echo)
+    conversation = RecordingConversation(echo)
     nowhere = IncomingMessage(session_key="", text="reset", scope=Scope.PLACE)
     assert (await conversation.ask(nowhere)).text == texts.RESET_NO_PLACE
-    assert (await conversation.ask(_place_reset(CHANNEL, user=""))).text == texts.RESET_NO_PLACE
+    assert (await conversation.ask(place_reset(CHANNEL, user=""))).text == texts.RESET_NO_PLACE
 
 
 @pytest.mark.parametrize(
@@ -106,14 +89,14 @@ async def test_a_place_reset_without_a_place_or_a_user_says_it_cannot_tell() -> 
 async def test_what_is_not_a_question_gets_a_notice_and_never_reaches_the_answerer(
     message: IncomingMessage, expected: str
 ) -> None:
-    conversation = RecordingConversation(_echo)
+    conversation = RecordingConversation(echo)
     reply = await conversation.ask(message)
     assert reply.text == expected and reply.kind is ReplyKind.NOTICE
     assert conversation.answerer.questions == [] and conversation.sessions.turns == {}
 
 
 async def test_an_answer_past_the_deadline_is_a_timeout_and_leaves_no_turn() -> None:
-    conversation = RecordingConversation(_echo, delay_s=5, answer_timeout_s=0.2)
+    conversation = RecordingConversation(echo, delay_s=5, answer_timeout_s=0.2)
     reply = await conversation.ask(IncomingMessage("s", "anything"))
     assert reply.text == texts.TIMEOUT and reply.kind is ReplyKind.ERROR
     assert conversation.sessions.turns == {}
@@ -122,7 +105,7 @@ async def test_an_answer_past_the_deadline_is_a_timeout_and_leaves_no_turn() -> 
 async def test_a_bug_in_the_answerer_is_a_short_message_and_a_traceback_in_the_log(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    conversation = RecordingConversation(_echo, error=KeyError("chunk_id"))
+    conversation = RecordingConversation(echo, error=KeyError("chunk_id"))
     with caplog.at_level(logging.ERROR):
         reply = await conversation.ask(IncomingMessage("s", "anything"))
     assert reply.text == texts.FAILURE and "chunk_id" not in reply.text
@@ -130,7 +113,7 @@ async def test_a_bug_in_the_answerer_is_a_short_message_and_a_traceback_in_the_l
 
 
 async def test_an_answer_is_delivered_even_when_its_turn_cannot_be_recorded() -> None:
-    conversation = RecordingConversation(_echo)
+    conversation = RecordingConversation(echo)
 
     def broken(session_id: str, turns: list[Turn]) -> None:
         raise SessionStoreError("disk I/O error")
@@ -141,7 +124,7 @@ async def test_an_answer_is_delivered_even_when_its_turn_cannot_be_recorded() ->
 
 
 async def test_answers_beyond_the_concurrency_cap_wait_for_a_free_slot() -> None:
-    conversation = RecordingConversation(_echo, delay_s=0.3, max_concurrent_answers=1)
+    conversation = RecordingConversation(echo, delay_s=0.3, max_concurrent_answers=1)
     started = time.perf_counter()
     await asyncio.gather(*(conversation.ask(IncomingMessage(f"s{n}", "q")) for n in range(2)))
     assert time.perf_counter() - started >= 0.55

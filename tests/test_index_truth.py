@@ -5,30 +5,10 @@ The real Confluence client against the loopback fake, embedded Chroma, the hashi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
-
-import pytest
 
 from bot.app import Core
-from bot.demo.confluence_fake import ConfluenceFake
 from rag.index import ChromaStore, open_chroma
-from tests.fakes.embedder import HashingEmbedder
-from tests.support import PASSWORD, USER, make_core, settings_for
-
-
-@pytest.fixture
-def fake() -> Iterator[ConfluenceFake]:
-    with ConfluenceFake(username=USER, password=PASSWORD) as fake:
-        yield fake
-
-
-@pytest.fixture
-def core(fake: ConfluenceFake, tmp_path: Path) -> Iterator[Core]:
-    core = make_core(settings_for(fake, tmp_path / "data"), embedder=HashingEmbedder())
-    yield core
-    core.close()
 
 
 def _store(core: Core) -> ChromaStore:

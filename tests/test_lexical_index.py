@@ -19,7 +19,7 @@ from rag.types import Chunk, IndexedPage
 from tests.fakes.embedder import HashingEmbedder
 from tests.fakes.memory_index import MemoryStore
 from tests.fakes.watched_index import watched
-from tests.support import PASSWORD, USER, make_core, settings_for
+from tests.support import PASSWORD, USER, make_core
 
 
 def _body(text: str) -> str:
@@ -36,13 +36,6 @@ def fake() -> Iterator[ConfluenceFake]:
             page_id="9002", title="Parking", body=_body("Parking permits come from the wombatdesk.")
         )
         yield fake
-
-
-@pytest.fixture
-def core(fake: ConfluenceFake, tmp_path: Path) -> Iterator[Core]:
-    core = make_core(settings_for(fake, tmp_path / "data"), embedder=HashingEmbedder())
-    yield core
-    core.close()
 
 
 def _pages(lexical: SqliteLexicalIndex, active: ActiveIndex, query: str) -> set[str]:

@@ -22,34 +22,17 @@ from rag.participants import MemoryParticipants
 from rag.ports import Dedupe, Participants
 from rag.sessions import RedisSessionStore
 from rag.shared_state import RedisChatState
-from rag.types import IncomingMessage, Place, Reply, Scope
-from tests.fakes.conversation import RecordingConversation
+from rag.types import IncomingMessage
+from tests.fakes.conversation import CHANNEL, DM, RecordingConversation, echo, message_in, place_reset
 from tests.fakes.embedder import HashingEmbedder
 from tests.support import make_core, settings_for
-
-CHANNEL = Place("slack:T1:C1:")
-DM = Place("slack:T1:D1:", private=True)
-
-
-def _echo(question: str, earlier: list[str]) -> Reply:
-    return Reply(text=f"{question} (after: {' | '.join(earlier) or 'nothing'})")
-
-
-def _in(place: Place, root: str, text: str, user: str = "U1") -> IncomingMessage:
-    return IncomingMessage(
-        session_key=f"{place.key}{root}", text=text, user_id=user, place=place, threaded=True
-    )
-
-
-def _place_reset(place: Place, user: str = "U1") -> IncomingMessage:
-    return IncomingMessage(session_key="", text="reset", user_id=user, place=place, scope=Scope.PLACE)
 
 
 def _replica(
     chat_state: RedisChatState, sessions: RedisSessionStore, *, delay_s: float = 0.0
 ) -> RecordingConversation:
     return RecordingConversation(
-        _echo,
+        echo,
         delay_s=delay_s,
         sessions=sessions,
         participants=chat_state.participants(idle_s=3600),
@@ -144,7 +127,7 @@ async def test_without_redis_dedupe_answers_and_follows_says_no_quickly(
 
 
 async def test_without_redis_a_question_gets_a_short_error(unreachable: RedisChatState) -> None:
-    replica = RecordingConversation(_echo, gate=unreachable.gate(turn_timeout_s=30, idle_s=60))
+    replica = RecordingConversation(echo, gate=unreachable.gate(turn_timeout_s=30, idle_s=60))
     reply = await replica.ask(IncomingMessage("s", "question"))
     assert reply.text == texts.FAILURE
 
@@ -156,7 +139,7 @@ async def test_a_thread_one_replica_answered_is_followed_by_the_other(
     replicas: tuple[RecordingConversation, RecordingConversation],
 ) -> None:
     a, b = replicas
-    await a.ask(_in(CHANNEL, "100.1", "question"))
+    await a.ask(message_in(CHANNEL, "100.1", "question"))
     assert await b.follows(f"{CHANNEL.key}100.1")
     assert not await b.follows(f"{CHANNEL.key}200.1")
 
@@ -165,15 +148,15 @@ async def test_a_channel_reset_through_one_replica_forgets_threads_only_the_othe
     replicas: tuple[RecordingConversation, RecordingConversation], shared_sessions: RedisSessionStore
 ) -> None:
     a, b = replicas
-    await a.ask(_in(CHANNEL, "100.1", "alice one", user="UALICE"))
-    await a.ask(_in(CHANNEL, "200.1", "alice two", user="UALICE"))
-    await a.ask(_in(CHANNEL, "300.1", "bob", user="UBOB"))
-    reply = await b.ask(_place_reset(CHANNEL, user="UALICE"))
+    await a.ask(message_in(CHANNEL, "100.1", "alice one", user="UALICE"))
+    await a.ask(message_in(CHANNEL, "200.1", "alice two", user="UALICE"))
+    await a.ask(message_in(CHANNEL, "300.1", "bob", user="UBOB"))
+    reply = await b.ask(place_reset(CHANNEL, user="UALICE"))
     assert reply.text == texts.reset_place_done(2)
     assert reply.text.startswith("Done: I forgot the 2 threads")
     assert shared_sessions.history(f"{CHANNEL.key}100.1") == []
     assert shared_sessions.history(f"{CHANNEL.key}300.1") != []
-    assert (await a.ask(_place_reset(CHANNEL, user="UALICE"))).text == texts.RESET_PLACE_NOTHING
+    assert (await a.ask(place_reset(CHANNEL, user="UALICE"))).text == texts.RESET_PLACE_NOTHING
 
 
 async def test_follow_ups_on_two_replicas_are_answered_in_order(
@@ -181,9 +164,9 @@ async def test_follow_ups_on_two_replicas_are_answered_in_order(
 ) -> None:
     a = _replica(chat_state, shared_sessions, delay_s=0.5)
     b = _replica(chat_state, shared_sessions)
-    first = asyncio.create_task(a.ask(_in(CHANNEL, "100.1", "first")))
+    first = asyncio.create_task(a.ask(message_in(CHANNEL, "100.1", "first")))
     await _until(lambda: a.answerer.questions)  # A holds the session's turn, its answer at the model
-    second = await b.ask(_in(CHANNEL, "100.1", "second"))
+    second = await b.ask(message_in(CHANNEL, "100.1", "second"))
     assert first.done(), "B answered while A still held the session's turn"
     assert second.text == "second (after: first)"
 
@@ -193,7 +176,7 @@ async def test_a_reset_on_one_replica_voids_the_answer_in_flight_on_the_other(
 ) -> None:
     a = _replica(chat_state, shared_sessions, delay_s=0.5)
     b = _replica(chat_state, shared_sessions)
-    session = _in(CHANNEL, "100.1", "question")
+    session = message_in(CHANNEL, "100.1", "question")
     answering = asyncio.create_task(a.ask(session))
     await _until(lambda: a.answerer.questions)
     started = time.perf_counter()
@@ -211,7 +194,7 @@ async def test_a_direct_message_reset_on_one_replica_voids_the_answer_in_flight_
     question = IncomingMessage(f"{DM.key}", "question", place=DM)
     answering = asyncio.create_task(a.ask(question))
     await _until(lambda: a.answerer.questions)
-    await b.ask(_place_reset(DM))
+    await b.ask(place_reset(DM))
     await answering
     assert shared_sessions.history(question.session_key) == [], "the voided turn was recorded"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from rag.conversation import Conversation, Limits
 from rag.ports import Participants, Progress, SessionGate, SessionStore
-from rag.types import IncomingMessage, Reply, Turn
+from rag.types import IncomingMessage, Place, Reply, Scope, Turn
 
 Respond = Callable[[str, list[str]], Reply]
 
@@ -113,3 +113,23 @@ class RecordingConversation(Conversation):
     @error.setter
     def error(self, value: Exception | None) -> None:
         self.answerer.error = value
+
+
+# Places and messages as a channel adapter builds them, for tests of the conversation's rules.
+CHANNEL = Place("slack:T1:C1:")
+DM = Place("slack:T1:D1:", private=True)
+
+
+def echo(question: str, earlier: list[str]) -> Reply:
+    """A scripted answer that shows the history it was given."""
+    return Reply(text=f"{question} (after: {' | '.join(earlier) or 'nothing'})")
+
+
+def message_in(place: Place, root: str, text: str, user: str = "U1") -> IncomingMessage:
+    return IncomingMessage(
+        session_key=f"{place.key}{root}", text=text, user_id=user, place=place, threaded=True
+    )
+
+
+def place_reset(place: Place, user: str = "U1") -> IncomingMessage:
+    return IncomingMessage(session_key="", text="reset", user_id=user, place=place, scope=Scope.PLACE)
