@@ -174,7 +174,9 @@ def main() -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="a setting for every replica"
     )
-    parser.add_argument("--keep", metavar="DIR", help="work in DIR (an empty folder) and keep the replicas' logs")
+    parser.add_argument(
+        "--keep", metavar="DIR", help="work in DIR (an empty folder) and keep the replicas' logs"
+    )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(bench(args)), indent=2))
 

@@ -127,7 +127,7 @@ def test_a_sync_interval_under_3_seconds_is_refused_naming_the_setting(
     monkeypatch: pytest.MonkeyPatch, minutes: str
 ) -> None:
     monkeypatch.setenv("SYNC_INTERVAL_MINUTES", minutes)
-    with pytest.raises(SettingsError, match="^SYNC_INTERVAL_MINUTES: "):
+    with pytest.raises(SettingsError, match=r"^SYNC_INTERVAL_MINUTES: "):
         load_settings()
 
 
