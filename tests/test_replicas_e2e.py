@@ -94,9 +94,11 @@ def _answers(slack: FakeSlack, thread_ts: str) -> list[Posted]:
 
 
 async def _wait_answers(slack: FakeSlack, thread_ts: str, count: int = 1) -> list[Posted]:
-    return await slack.wait_for(
-        lambda: (found := _answers(slack, thread_ts)) and len(found) >= count and found, ANSWER_TIMEOUT_S
-    )
+    def enough() -> list[Posted] | None:
+        found = _answers(slack, thread_ts)
+        return found if len(found) >= count else None
+
+    return await slack.wait_for(enough, ANSWER_TIMEOUT_S)
 
 
 async def _ask(http: aiohttp.ClientSession, slack: FakeSlack, replica: Replica, question: str) -> str:

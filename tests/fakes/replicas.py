@@ -128,6 +128,7 @@ class Cluster:
             **(settings or {}),
         }
         self.replicas: list[Replica] = []
+        self.prepared: dict[str, Any] = {}  # what `wikibot prepare --json` said
         self._chroma: subprocess.Popen[bytes] | None = None
         self._redis: subprocess.Popen[bytes] | None = None
         self._db: redis.Redis | None = None
