@@ -118,6 +118,12 @@ class SharedIndexState:
     close: Callable[[], None]
 
 
+def lease_ttl_s(interval_s: float) -> float:
+    """The writer's lease expires after half an interval (3 s at least, 30 s at most), renewed every third of
+    that: a dead writer is replaced by another replica's tick within about one interval."""
+    return min(30.0, max(3.0, interval_s / 2))
+
+
 def build_index_state(settings: Settings) -> SharedIndexState:
     """The SQLite ledger in DATA_DIR; with REDIS_URL, the ledger and the writer's lease in Redis, so a replica
     with an empty data folder serves the shared index and one replica syncs it for all."""
@@ -147,7 +153,7 @@ def build_index_state(settings: Settings) -> SharedIndexState:
         ) from None
     # One deployment per CHROMA_COLLECTION prefix: two bots can share a Redis without sharing an index.
     prefix = f"wikibot:index:{settings.chroma_collection}"
-    lease = RedisLease(client, key=f"{prefix}:lease")
+    lease = RedisLease(client, key=f"{prefix}:lease", ttl_s=lease_ttl_s(settings.sync_interval_minutes * 60))
     ledger = RedisLedger(client, prefix=prefix, fence=(lease.key, lease.token))
 
     def close() -> None:

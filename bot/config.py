@@ -103,7 +103,8 @@ class Settings(BaseSettings):
     redis_url: SecretStr = SecretStr("")
 
     # Sync and server
-    sync_interval_minutes: int = Field(default=60, ge=1, le=10080)
+    # Fractions allowed (0.05 is 3 s): tests run real scheduled ticks, and the writer's lease follows it.
+    sync_interval_minutes: float = Field(default=60, ge=0.05, le=10080)
     admin_token: SecretStr = SecretStr("")
     health_max_failed_syncs: int = Field(default=3, ge=1, le=100)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

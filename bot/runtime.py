@@ -44,6 +44,8 @@ _NOISY_LOGGERS = (
     "urllib3",
     "atlassian",
     "msal",
+    # Two INFO lines per job run: the lease renewal alone runs every few seconds. Missed runs stay warnings.
+    "apscheduler.executors.default",
 )
 _quieted: set[str] = set()
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -60,6 +60,9 @@ class CrossEncoderReranker:
         self._model_dir = model_dir
         self._max_tokens = max_tokens
         self._lock = threading.Lock()
+        # One question's pairs at a time: each already has every core, so questions scored side by side
+        # only multiply the threads fighting for the cores (and for the event loop's share).
+        self._scoring = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
 
     def _load(self) -> tuple[Any, Any]:
@@ -84,6 +87,9 @@ class CrossEncoderReranker:
                 # 256 tokens: 1.46 s on one core here, 0.84 s on two, same scores).
                 options.intra_op_num_threads = min(usable_cores(), 4)
                 options.inter_op_num_threads = 1
+                # Idle pool threads sleep rather than spin: a spinning pool takes the cores the event loop
+                # needs to acknowledge Slack's events in time (bench/load.py).
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 session = ort.InferenceSession(
                     str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
                 )
@@ -99,17 +105,18 @@ class CrossEncoderReranker:
             return []
         tokenizer, session = self._load()
         scores: list[float] = []
+        encodings = [tokenizer.encode(query, passage) for passage in passages]
         # One pair per call, unpadded: on a CPU a padded batch costs its longest pair for every pair.
-        for passage in passages:
-            encoding = tokenizer.encode(query, passage)
-            ids = np.asarray([encoding.ids], dtype=np.int64)
-            logits = session.run(
-                None,
-                {
-                    "input_ids": ids,
-                    "attention_mask": np.ones_like(ids),
-                    "token_type_ids": np.asarray([encoding.type_ids], dtype=np.int64),
-                },
-            )[0]
-            scores.append(float(np.asarray(logits).reshape(-1)[0]))
+        with self._scoring:
+            for encoding in encodings:
+                ids = np.asarray([encoding.ids], dtype=np.int64)
+                logits = session.run(
+                    None,
+                    {
+                        "input_ids": ids,
+                        "attention_mask": np.ones_like(ids),
+                        "token_type_ids": np.asarray([encoding.type_ids], dtype=np.int64),
+                    },
+                )[0]
+                scores.append(float(np.asarray(logits).reshape(-1)[0]))
         return scores

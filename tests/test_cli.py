@@ -15,6 +15,7 @@ import pytest
 
 from bot.cli import main
 from bot.demo.confluence_fake import ConfluenceFake
+from tests.fakes.replicas import bare_env
 from tests.support import PASSWORD, USER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,12 +181,9 @@ def test_ingest_without_confluence_says_what_to_set(tmp_path: Path) -> None:
 
 def _wikibot(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The CLI in a fresh process with a bare environment: what an operator's script sees."""
-    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    # This tree's code, whatever checkout the interpreter's environment has installed (worktrees share one).
-    base["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
-        env={**base, **env},
+        env=bare_env(**env),
         cwd=cwd,
         capture_output=True,
         text=True,

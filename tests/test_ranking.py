@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,23 @@ def test_the_reranker_scores_the_answering_passage_above_an_unrelated_one(
         ],
     )
     assert answer > 0 > -5 > unrelated
+
+
+def test_questions_scored_from_many_threads_at_once_get_their_own_scores(
+    reranker: CrossEncoderReranker,
+) -> None:
+    # The server scores from its worker threads, one question's pairs at a time: none gets another's scores.
+    passages = [
+        "git-reset — Reset current HEAD\n\nUndo a commit: git reset --soft HEAD^ keeps your changes staged.",
+        "json — JSON encoder and decoder\n\nThe json module serialises Python objects.",
+    ]
+    questions = ["How do I undo the last commit?", "How do I serialise a dict to JSON?"] * 3
+    alone = [reranker.score(q, passages) for q in questions[:2]] * 3
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        together = list(pool.map(lambda q: reranker.score(q, passages), questions))
+    for got, expected in zip(together, alone, strict=True):
+        assert got == pytest.approx(expected, abs=1e-4)
+    assert together[0][0] > together[0][1] and together[1][1] > together[1][0]
 
 
 def test_a_reranker_file_that_is_not_the_reviewed_one_is_refused(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.app import Core
+from bot.app import Core, build_index_state
+from bot.config import SettingsError, load_settings
 from bot.demo.confluence_fake import ConfluenceFake
 from bot.runtime import SyncBusy
 from bot.server import RUNNER, build_web_app, writer_duties
@@ -104,6 +105,30 @@ def test_one_lease_holder_at_a_time_and_a_dead_one_expires(client: redis.Redis, 
     assert not a.renew() and a.token() is None, "the old holder learns it lost the lease"
     b.release()
     assert a.acquire(), "a clean release lets another take over at once"
+
+
+@pytest.mark.parametrize(
+    ("minutes", "ttl_s"), [("0.05", 3.0), ("0.1", 3.0), ("0.5", 15.0), ("1", 30.0), ("60", 30.0)]
+)
+def test_the_writers_lease_follows_the_sync_interval(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str, minutes: str, ttl_s: float
+) -> None:
+    # Half an interval, 3 s to 30 s, renewed every third: a dead writer is replaced within about one interval.
+    monkeypatch.setenv("SYNC_INTERVAL_MINUTES", minutes)
+    state = build_index_state(load_settings(data_dir=tmp_path, redis_url=redis_url))
+    try:
+        assert state.lease is not None and state.lease.renew_every_s == pytest.approx(ttl_s / 3)
+    finally:
+        state.close()
+
+
+@pytest.mark.parametrize("minutes", ["0.04", "0", "-1", "soon"])
+def test_a_sync_interval_under_3_seconds_is_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, minutes: str
+) -> None:
+    monkeypatch.setenv("SYNC_INTERVAL_MINUTES", minutes)
+    with pytest.raises(SettingsError, match=r"^SYNC_INTERVAL_MINUTES: "):
+        load_settings()
 
 
 def test_a_writer_that_lost_its_lease_cannot_touch_the_ledger(client: redis.Redis, prefix: str) -> None:
