@@ -31,7 +31,12 @@ RUNNER: web.AppKey[SyncRunner] = web.AppKey("runner", SyncRunner)
 async def healthz(request: web.Request) -> web.Response:
     core = request.app[CORE]
     info: dict[str, Any] = await asyncio.to_thread(status_dict, core.settings, core.kb)
-    failing = info["failed_syncs_in_a_row"] >= core.settings.health_max_failed_syncs
+    readiness = await asyncio.to_thread(core.kb.readiness)
+    info["ready"], info["stored_chunks"] = readiness.ready, readiness.stored_chunks
+    # The ledger's counts alone would say "ok" for a collection the store lost (dropped by another process,
+    # a wiped Chroma): that is failing too. No index yet (before the first sync) is not.
+    lost = readiness.collection is not None and not readiness.ready
+    failing = info["failed_syncs_in_a_row"] >= core.settings.health_max_failed_syncs or lost
     info["status"] = "failing" if failing else "ok"
     info["sync_running"] = request.app[RUNNER].running
     last = info.get("last_sync")

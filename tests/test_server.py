@@ -79,6 +79,9 @@ async def test_readyz_is_503_until_the_index_is_in_the_store_and_again_when_it_i
     await asyncio.to_thread(ChromaStore(open_chroma(path=core.settings.chroma_path)).drop, body["collection"])
     lost = await client.get("/readyz")
     assert lost.status == 503 and "missing" in (await lost.json())["reason"]
+    health = await client.get("/healthz")
+    body = await health.json()
+    assert health.status == 503 and body["status"] == "failing" and body["ready"] is False
 
 
 async def test_admin_sync_needs_the_bearer_token(client: TestClient[object, object]) -> None:
