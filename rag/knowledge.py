@@ -388,7 +388,11 @@ class KnowledgeBase:
         self._ledger.set_active(target.name, fingerprint=target.fingerprint, layout=self._layout)
         log.info("index %s is now active", target.name)
         if previous is not None and previous.name != target.name:
-            self._discard(previous.name, "replaced")
+            # A grace period of one sync interval: a question that read the old pointer (here, or on another
+            # replica) still finishes on the old collection. Listed for dropping, it goes at the next sync.
+            with self._lock:
+                self._open.pop(previous.name, None)
+            self._ledger.doom(previous.name, "replaced")
 
     def record_sync(self, report: SyncReport) -> None:
         self._ledger.record_sync(report)

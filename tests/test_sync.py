@@ -210,12 +210,17 @@ def test_401_mid_incremental_keeps_the_index_and_the_next_run_catches_up(
     assert "9004" in _found(core, MARKER)
 
 
-def test_full_rebuild_swaps_to_a_new_collection_and_drops_the_old(core: Core, fake: ConfluenceFake) -> None:
+def test_full_rebuild_swaps_to_a_new_collection_and_drops_the_old_at_the_next_sync(
+    core: Core, fake: ConfluenceFake
+) -> None:
     core.sync()
     old = core.kb.summary().collection
     report = core.sync(full=True)
     assert report.ok and report.full
     assert core.kb.summary().collection != old
+    # Kept for one interval: a question that read the old pointer on another replica still finishes on it.
+    assert old in _collections(core)
+    assert core.sync().ok
     assert old not in _collections(core)
 
 
@@ -548,6 +553,9 @@ def test_a_collection_that_could_not_be_dropped_is_dropped_by_the_next_sync(
     store.fail_drops(1)
 
     rebuild = _sync_into(memory_kb, core, HashingEmbedder() if rebuild_ok else _BrokenEmbedder(), full=True)
+    if rebuild_ok:
+        # A replaced collection is kept until the next sync, whose drop is the one that fails.
+        assert _sync_into(memory_kb, core).ok
 
     # Readers see one whole collection (the new one, or the old one after a failed rebuild); the one
     # that was to be dropped (the replaced one, or the failed rebuild) is still in the store.
