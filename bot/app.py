@@ -243,14 +243,13 @@ class Core:
     metrics: Metrics
     _source: PageSource | None = field(default=None, repr=False)
     _state: SharedIndexState | None = field(default=None, repr=False)
+    # Shared by replicas when REDIS_URL is set: the adapters' redelivery dedupe comes from here too.
+    chat_state: RedisChatState | None = None
 
     @property
     def lease(self) -> SyncLease | None:
         """The index writer's lease when replicas share the index (REDIS_URL); None on one machine."""
         return self._state.lease if self._state is not None else None
-
-    # Shared by replicas when REDIS_URL is set: the adapters' redelivery dedupe comes from here too.
-    chat_state: RedisChatState | None = None
 
     @cached_property
     def source(self) -> PageSource:

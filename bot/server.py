@@ -21,6 +21,7 @@ from bot.config import Settings, SettingsError
 from bot.runtime import server_lock
 from bot.scheduler import SyncRunner, build_scheduler, needs_startup_sync
 from bot.status import status_dict
+from rag.types import Readiness
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,15 @@ CORE: web.AppKey[Core] = web.AppKey("core", Core)
 RUNNER: web.AppKey[SyncRunner] = web.AppKey("runner", SyncRunner)
 
 
+def _health(core: Core) -> tuple[dict[str, Any], Readiness]:
+    """The ledger's summary read once, for the status and for the store check beside it."""
+    summary = core.kb.summary()
+    return status_dict(core.settings, core.kb, summary=summary), core.kb.readiness(summary=summary)
+
+
 async def healthz(request: web.Request) -> web.Response:
     core = request.app[CORE]
-    info: dict[str, Any] = await asyncio.to_thread(status_dict, core.settings, core.kb)
-    readiness = await asyncio.to_thread(core.kb.readiness)
+    info, readiness = await asyncio.to_thread(_health, core)
     info["ready"], info["stored_chunks"] = readiness.ready, readiness.stored_chunks
     # The ledger's counts alone would say "ok" for a collection the store lost (dropped by another process,
     # a wiped Chroma): that is failing too. No index yet (before the first sync) is not.
@@ -131,7 +137,8 @@ async def writer_duties(core: Core, runner: SyncRunner) -> None:
     if lease is None or lease.token() is None:
         return
     if not await asyncio.to_thread(lease.renew):
-        log.warning("this replica lost the sync lease: %s is the writer now", lease.holder() or "nobody yet")
+        writer = await asyncio.to_thread(lease.holder)
+        log.warning("this replica lost the sync lease: %s is the writer now", writer or "nobody yet")
         return
     full = await asyncio.to_thread(lease.take_request)
     if full is not None and not runner.trigger(full=full):

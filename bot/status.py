@@ -6,11 +6,13 @@ from typing import Any
 
 from bot.config import Settings
 from rag.ports import LedgerReader
-from rag.types import SyncReport
+from rag.types import IndexSummary, SyncReport
 
 
-def status_dict(settings: Settings, ledger: LedgerReader) -> dict[str, Any]:
-    summary = ledger.summary()
+def status_dict(
+    settings: Settings, ledger: LedgerReader, *, summary: IndexSummary | None = None
+) -> dict[str, Any]:
+    summary = summary or ledger.summary()
     syncs = ledger.recent_syncs(settings.health_max_failed_syncs)
     last_ok = ledger.last_good_sync()
     return {

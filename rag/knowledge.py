@@ -283,8 +283,8 @@ class KnowledgeBase:
             name=active.name, fingerprint=active.fingerprint, revision=active.revision, vectors=vectors
         )
 
-    def readiness(self) -> Readiness:
-        summary = self._ledger.summary()
+    def readiness(self, *, summary: IndexSummary | None = None) -> Readiness:
+        summary = summary or self._ledger.summary()
         if summary.collection is None:
             return Readiness(False, "the index is empty: no sync has completed", None, 0, None)
         try:
@@ -390,8 +390,7 @@ class KnowledgeBase:
         if previous is not None and previous.name != target.name:
             # A grace period of one sync interval: a question that read the old pointer (here, or on another
             # replica) still finishes on the old collection. Listed for dropping, it goes at the next sync.
-            with self._lock:
-                self._open.pop(previous.name, None)
+            self._forget_handle(previous.name)
             self._ledger.doom(previous.name, "replaced")
 
     def record_sync(self, report: SyncReport) -> None:

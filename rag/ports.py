@@ -267,8 +267,9 @@ class IndexReader(LedgerReader, Protocol):
         """True without an index, or when it was built by another embedder or chunk layout."""
         ...
 
-    def readiness(self) -> Readiness:
-        """Asks the store, not only the ledger: is the active collection there, and does it hold chunks?"""
+    def readiness(self, *, summary: IndexSummary | None = None) -> Readiness:
+        """Asks the store, not only the ledger: is the active collection there, and does it hold chunks?
+        `summary`, when the caller has just read it, saves reading the ledger again."""
         ...
 
 
