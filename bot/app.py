@@ -31,6 +31,7 @@ from rag.ports import (
     LedgerStore,
     LexicalIndex,
     PageSource,
+    QuestionLog,
     Reranker,
     SessionStore,
     SyncLease,
@@ -177,6 +178,28 @@ def build_chat_state(settings: Settings) -> RedisChatState | None:
         raise SettingsError(f"REDIS_URL: {exc}") from None
 
 
+def build_question_log(settings: Settings) -> QuestionLog | None:
+    """The question log in DATA_DIR, or in Redis with REDIS_URL (one report for every replica); None when
+    QUESTION_LOG_ENABLED=false."""
+    from rag.question_log import QuestionLogError, RedisQuestionLog, SqliteQuestionLog
+
+    if not settings.question_log_enabled:
+        return None
+    retention = float(settings.question_log_retention_days)
+    url = settings.redis_url.get_secret_value()
+    try:
+        if url:
+            return cast(
+                QuestionLog,
+                RedisQuestionLog.from_url(
+                    url, retention_days=retention, prefix=f"wikibot:questions:{settings.chroma_collection}"
+                ),
+            )
+        return cast(QuestionLog, SqliteQuestionLog(settings.question_log_path, retention_days=retention))
+    except QuestionLogError as exc:
+        raise SettingsError(f"{'REDIS_URL' if url else 'DATA_DIR'}: {exc}") from None
+
+
 def build_source(settings: Settings) -> PageSource:
     settings.require_confluence()
     import requests
@@ -245,6 +268,8 @@ class Core:
     _state: SharedIndexState | None = field(default=None, repr=False)
     # Shared by replicas when REDIS_URL is set: the adapters' redelivery dedupe comes from here too.
     chat_state: RedisChatState | None = None
+    # None when QUESTION_LOG_ENABLED=false.
+    questions: QuestionLog | None = None
 
     @property
     def lease(self) -> SyncLease | None:
@@ -321,6 +346,8 @@ class Core:
 
     def close(self) -> None:
         self.sessions.close()
+        if self.questions is not None:
+            self.questions.close()
         self.lexical.close()
         self.kb.close()
         if self._state is not None:
@@ -401,11 +428,13 @@ def build_core(
     )
     chat_state = build_chat_state(settings)
     idle_s = settings.session_idle_minutes * 60.0
+    questions = build_question_log(settings)
     assistant = Conversation(
         answerer=answerer,
         sessions=store,
         limits=limits,
         telemetry=metrics,
+        questions=questions,
         participants=chat_state.participants(idle_s=idle_s) if chat_state else None,
         # A turn also waits for an answer slot: its lock outlives two answer deadlines before it expires.
         gate=chat_state.gate(turn_timeout_s=2 * limits.answer_timeout_s + 60, idle_s=idle_s)
@@ -425,4 +454,5 @@ def build_core(
         source,
         state,
         chat_state=chat_state,
+        questions=questions,
     )

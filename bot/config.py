@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     session_idle_minutes: int = Field(default=720, ge=1)
     redis_url: SecretStr = SecretStr("")
 
+    # Question log: what was asked, how it ended, its 👍/👎 (what `wikibot report` reads)
+    question_log_enabled: bool = True
+    question_log_retention_days: int = Field(default=90, ge=1, le=3650)
+
     # Sync and server
     # Fractions allowed (0.05 is 3 s): tests run real scheduled ticks, and the writer's lease follows it.
     sync_interval_minutes: float = Field(default=60, ge=0.05, le=10080)
@@ -177,6 +181,10 @@ class Settings(BaseSettings):
     @property
     def sessions_path(self) -> Path:
         return self.session_db_path or self.data_dir / "sessions.sqlite3"
+
+    @property
+    def question_log_path(self) -> Path:
+        return self.data_dir / "questions.sqlite3"
 
     @property
     def state_path(self) -> Path:

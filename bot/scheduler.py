@@ -115,3 +115,14 @@ async def _purge_sessions(core: Core) -> None:
         return
     if purged:
         log.info("purged %d idle sessions", purged)
+    questions = core.questions
+    if questions is None:
+        return
+    # Past QUESTION_LOG_RETENTION_DAYS, a question is forgotten: within the hour, whatever the traffic.
+    try:
+        forgotten = await asyncio.to_thread(questions.purge_expired)
+    except Exception:
+        log.exception("purging the question log failed")
+        return
+    if forgotten:
+        log.info("forgot %d questions past the retention", forgotten)

@@ -11,7 +11,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 
 from rag.markdown import CITATION, CITATION_RUN, citation_numbers, closes_fence, code_spans, fence_opening
-from rag.types import Hit, Reply, Source, Turn
+from rag.types import Chunk, Hit, Reply, Source, Turn
 
 NO_ANSWER = "NO_ANSWER"
 _DECORATION = " \t*_~`\"'“”‘’«»„.,;:!?…()[]{}<>#|-"
@@ -56,6 +56,10 @@ def heading(title: str, section: str) -> str:
     """ "Title › Section", without repeating the title when the section trail starts with it."""
     section = subheading(title, section)
     return f"{title} › {section}" if section else title
+
+
+def source_of(chunk: Chunk) -> Source:
+    return Source(chunk.page_id, chunk.title, chunk.url, version=chunk.version, space=chunk.space)
 
 
 def passage_body(text: str) -> str:
@@ -122,7 +126,7 @@ def cite(answer: str, hits: Sequence[Hit]) -> Reply | None:
     None when the model said the passages do not hold the answer (NO_ANSWER).
     """
     text = answer.strip()
-    text, sources = _renumber_citations(text, hits)
+    text, sources = renumber_citations(text, hits)
     if _is_refusal(text, cited=bool(sources)):
         return None
     if not sources:
@@ -131,7 +135,7 @@ def cite(answer: str, hits: Sequence[Hit]) -> Reply | None:
         for hit in hits:
             if hit.chunk.page_id not in seen and len(sources) < 3:
                 seen.add(hit.chunk.page_id)
-                sources.append(Source(hit.chunk.page_id, hit.chunk.title, hit.chunk.url))
+                sources.append(source_of(hit.chunk))
     return Reply(text=text, sources=tuple(sources), grounded=True, mode="llm")
 
 
@@ -141,7 +145,7 @@ def _is_refusal(text: str, *, cited: bool) -> bool:
     A first line that is NO_ANSWER is a refusal whatever follows. Without any citation, NO_ANSWER opening
     the answer or closing it (after an excuse) is one too; a mere mention inside cited content is not.
     """
-    lines = [line for line in (_bare(raw) for raw in text.splitlines()) if line]
+    lines = [line for line in (bare_line(raw) for raw in text.splitlines()) if line]
     if not lines:
         return True
     if _NO_ANSWER_LINE.fullmatch(lines[0]):
@@ -149,12 +153,12 @@ def _is_refusal(text: str, *, cited: bool) -> bool:
     return not cited and bool(_NO_ANSWER_START.match(lines[0]) or _NO_ANSWER_END.search(lines[-1]))
 
 
-def _bare(line: str) -> str:
+def bare_line(line: str) -> str:
     """A line without markdown escapes and the emphasis, code ticks, quotes and punctuation around it."""
     return line.replace("\\", "").strip(_DECORATION)
 
 
-def _renumber_citations(text: str, hits: Sequence[Hit]) -> tuple[str, list[Source]]:
+def renumber_citations(text: str, hits: Sequence[Hit]) -> tuple[str, list[Source]]:
     sources: list[Source] = []
     number_of_page: dict[str, int] = {}
     code = code_spans(text)
@@ -162,7 +166,7 @@ def _renumber_citations(text: str, hits: Sequence[Hit]) -> tuple[str, list[Sourc
     def page_number(n: int) -> int:
         chunk = hits[n - 1].chunk
         if chunk.page_id not in number_of_page:
-            sources.append(Source(chunk.page_id, chunk.title, chunk.url))
+            sources.append(source_of(chunk))
             number_of_page[chunk.page_id] = len(sources)
         return number_of_page[chunk.page_id]
 
@@ -200,7 +204,7 @@ def extractive(hits: Sequence[Hit], language: str, *, intro: dict[str, str], lim
     sources: list[Source] = []
     for n, passages in enumerate(pages.values(), start=1):
         first = passages[0].chunk
-        sources.append(Source(first.page_id, first.title, first.url))
+        sources.append(source_of(first))
         if len(passages) == 1:
             lines.append(f"[{n}] **{heading(first.title, first.section)}**")
         else:

@@ -13,25 +13,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import partial
 
-from rag import texts
+from rag import telemetry, texts
 from rag.commands import Command, parse_command
 from rag.participants import MemoryParticipants
-from rag.ports import Answerer, Participants, Progress, SessionGate, SessionStore, Telemetry
+from rag.ports import (
+    Answerer,
+    Participants,
+    Progress,
+    QuestionLog,
+    SessionGate,
+    SessionStore,
+    Telemetry,
+)
 from rag.sessions import SessionStoreError
 from rag.telemetry import NoTelemetry, outcome_of
-from rag.types import IncomingMessage, Reply, ReplyKind, Scope, Turn
+from rag.types import Feedback, IncomingMessage, LoggedQuestion, Outcome, Reply, ReplyKind, Scope, Turn
 
 log = logging.getLogger(__name__)
 
 # The one reply of an answer past its deadline: compared by identity, so telemetry counts a timeout apart
 # from other errors without a new reply mode that every adapter would have to know.
 _TIMED_OUT = Reply.error(texts.TIMEOUT)
+_LOGGED_OUTCOMES = {
+    telemetry.ANSWER: Outcome.ANSWERED,
+    telemetry.EXTRACTIVE: Outcome.ANSWERED,
+    telemetry.NOT_FOUND: Outcome.NOT_FOUND,
+    telemetry.NOTICE: Outcome.REFUSED,
+    telemetry.ERROR: Outcome.ERROR,
+    telemetry.TIMEOUT: Outcome.ERROR,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +132,11 @@ class Conversation:
         participants: Participants | None = None,
         gate: SessionGate | None = None,
         telemetry: Telemetry | None = None,
+        questions: QuestionLog | None = None,
     ) -> None:
         self._answerer = answerer
+        # None: no question is kept (QUESTION_LOG_ENABLED=false), and answers carry no feedback id.
+        self._questions = questions
         self._telemetry: Telemetry = telemetry or NoTelemetry()
         self._sessions = sessions
         self._limits = limits or Limits()
@@ -128,29 +149,63 @@ class Conversation:
 
     async def ask(self, message: IncomingMessage, *, progress: Progress | None = None) -> Reply:
         started = time.perf_counter()
-        reply = await self._handle(message, progress)
+        reply, question = await self._handle(message, progress)
+        outcome = outcome_of(reply, timed_out=reply is _TIMED_OUT)
         self._telemetry.question(
-            platform=message.platform,
-            outcome=outcome_of(reply, timed_out=reply is _TIMED_OUT),
-            seconds=time.perf_counter() - started,
+            platform=message.platform, outcome=outcome, seconds=time.perf_counter() - started
         )
+        if question:
+            reply = await self._log(message, question, reply, outcome)
         return reply
 
-    async def _handle(self, message: IncomingMessage, progress: Progress | None) -> Reply:
+    async def _handle(self, message: IncomingMessage, progress: Progress | None) -> tuple[Reply, str]:
+        """The reply, and the question it answers ("" for a command: commands are not logged)."""
         text = message.text.strip()
         command = parse_command(text)
         if command is Command.RESET:
-            return await self._bounded_reset(message)
+            return await self._bounded_reset(message), ""
         if message.has_files and not text:
-            return Reply.notice(texts.FILE_ONLY)
+            return Reply.notice(texts.FILE_ONLY), ""
         if command is Command.HELP or not text or message.scope is Scope.PLACE:
-            return Reply.notice(texts.HELP)
+            return Reply.notice(texts.HELP), ""
         if len(text) > self._limits.max_question_chars:
-            return Reply.notice(texts.too_long(len(text), self._limits.max_question_chars))
+            return Reply.notice(texts.too_long(len(text), self._limits.max_question_chars)), text
         await self._join(message)
         if progress is not None:
             await progress.working()
-        return await self._turn(message.session_key, text)
+        return await self._turn(message.session_key, text, progress), text
+
+    async def feedback(self, feedback: Feedback) -> bool:
+        if self._questions is None or not feedback.answer_id:
+            return False
+        try:
+            return await asyncio.to_thread(self._questions.rate, feedback)
+        except Exception as exc:
+            log.error("cannot record feedback: %s", exc)
+            return False
+
+    async def _log(self, message: IncomingMessage, question: str, reply: Reply, outcome: str) -> Reply:
+        """Keeps the question in the log; an answer then carries the id its feedback buttons name."""
+        if self._questions is None:
+            return reply
+        entry = LoggedQuestion(
+            answer_id=secrets.token_urlsafe(12),
+            asked_at=datetime.now(UTC),
+            question=question,
+            outcome=_LOGGED_OUTCOMES.get(outcome, Outcome.ERROR),
+            platform=message.platform,
+            language=reply.language,
+            answer=reply.text if reply.kind is ReplyKind.ANSWER else "",
+            sources=reply.sources if reply.grounded else (),
+            spaces=reply.spaces,
+        )
+        try:
+            await asyncio.to_thread(self._questions.record, entry, user_id=message.user_id)
+        except Exception as exc:
+            # The user still gets the answer, without feedback buttons: there would be nothing to rate.
+            log.error("cannot log the question: %s", exc)
+            return reply
+        return replace(reply, answer_id=entry.answer_id) if reply.kind is ReplyKind.ANSWER else reply
 
     async def follows(self, session_key: str) -> bool:
         return await self._participants.follows(session_key)
@@ -164,12 +219,12 @@ class Conversation:
 
     # ---- questions
 
-    async def _turn(self, session_key: str, question: str) -> Reply:
+    async def _turn(self, session_key: str, question: str, progress: Progress | None) -> Reply:
         try:
             async with self._gate.turn(session_key):
                 generation = await self._gate.generation(session_key)
                 async with self._answer_slots():
-                    reply = await self._answer(session_key, question)
+                    reply = await self._answer(session_key, question, progress)
                 if reply.kind is ReplyKind.ANSWER:
                     await self._record(session_key, generation, question, reply)
         except SessionStoreError as exc:
@@ -178,11 +233,11 @@ class Conversation:
             return Reply.error(texts.FAILURE)
         return reply
 
-    async def _answer(self, session_key: str, question: str) -> Reply:
+    async def _answer(self, session_key: str, question: str, progress: Progress | None) -> Reply:
         try:
             history = await asyncio.to_thread(self._sessions.history, session_key)
             return await asyncio.wait_for(
-                self._answerer.answer(question, history), self._limits.answer_timeout_s
+                self._answerer.answer(question, history, progress=progress), self._limits.answer_timeout_s
             )
         except TimeoutError:
             log.warning(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -160,6 +160,36 @@ class LiteLLMChatModel:
             raise ChatModelError(f"the language model ({self._model}) returned an empty answer")
         return text
 
+    async def stream(self, *, messages: Sequence[dict[str, str]]) -> AsyncIterator[str]:
+        """complete() in pieces: the same request with stream=True, the same bound on the whole answer.
+
+        LiteLLM retries and falls back only until the stream opens; a failure after the first piece ends
+        the stream with ChatModelError (the caller has shown part of an answer and must say so)."""
+        if not messages:
+            raise ValueError("messages must not be empty")
+        payload = [dict(m) for m in messages]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
+        pieces = 0
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await self._litellm.acompletion(
+                    messages=payload, stream=True, **self._request_kwargs()
+                )
+            async for chunk in _bounded(response, deadline):
+                piece = _delta_text(chunk)
+                if piece:
+                    pieces += 1
+                    yield piece
+        except TimeoutError as exc:
+            raise self._error(exc, f"the language model did not answer within {self._timeout_s:g} s") from exc
+        except ChatModelError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, self._describe(exc)) from exc
+        if not pieces:
+            raise ChatModelError(f"the language model ({self._model}) returned an empty answer")
+
     def _describe(self, exc: Exception) -> str:
         # LiteLLM's exception classes depend on the provider's wording as much as on the status
         # (a connection refusal can come out as InternalServerError): look at both.
@@ -191,6 +221,27 @@ class LiteLLMChatModel:
             detail = detail.replace(self._api_key, "***")
         log.warning("%s (%s)", message, detail[:_MAX_LOGGED_ERROR])
         return ChatModelError(message)
+
+
+async def _bounded(stream: Any, deadline: float) -> AsyncIterator[Any]:
+    """The stream's chunks, each awaited under the one deadline of the whole answer (a yield inside
+    `asyncio.timeout` would stretch the deadline over the consumer's own time, and break on its exit)."""
+    iterator = stream.__aiter__()
+    while True:
+        try:
+            async with asyncio.timeout_at(deadline):
+                chunk = await iterator.__anext__()
+        except StopAsyncIteration:
+            return
+        yield chunk
+
+
+def _delta_text(chunk: Any) -> str:
+    try:
+        content = chunk.choices[0].delta.content
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return ""
+    return content if isinstance(content, str) else ""
 
 
 def _answer_text(response: Any) -> str:

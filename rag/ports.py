@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,9 +11,11 @@ from typing import Protocol
 from rag.types import (
     ActiveCollection,
     Chunk,
+    Feedback,
     IncomingMessage,
     IndexedPage,
     IndexSummary,
+    LoggedQuestion,
     Page,
     PageRef,
     Readiness,
@@ -316,6 +318,11 @@ class IndexWriter(IndexReader, Protocol):
 class ChatModel(Protocol):
     async def complete(self, *, messages: Sequence[dict[str, str]]) -> str: ...
 
+    def stream(self, *, messages: Sequence[dict[str, str]]) -> AsyncIterator[str]:
+        """The answer in pieces as the model writes it (each a delta, not the text so far). Raises
+        ChatModelError (rag.llm) before the first piece or between two, like complete()."""
+        ...
+
 
 class SessionStore(Protocol):
     def history(self, session_id: str) -> list[Turn]: ...
@@ -338,15 +345,51 @@ class SessionStore(Protocol):
 class Answerer(Protocol):
     """Answers one question from the wiki, given the session's history. Implemented by rag.service."""
 
-    async def answer(self, question: str, history: Sequence[Turn]) -> Reply: ...
+    async def answer(
+        self, question: str, history: Sequence[Turn], *, progress: Progress | None = None
+    ) -> Reply:
+        """With progress, a model's answer is streamed into progress.draft() as it is written."""
+        ...
 
 
 class Progress(Protocol):
-    """How a channel shows that an answer is on its way (a placeholder message, a typing indicator)."""
+    """How a channel shows that an answer is on its way (a status, a placeholder, a typing indicator), and
+    the answer itself while the model writes it."""
 
     async def working(self) -> None:
         """Called once, before the question waits for its turn: must not raise."""
         ...
+
+    async def draft(self, text: str) -> None:
+        """The answer so far, in the final Reply's markdown (citations numbered as there, no Sources yet):
+        each text starts with the one before. Not called when there is nothing to stream (passages without
+        a model, a refusal). Called on every piece: must return at once (a channel buffers and sends at its
+        own pace) and must not raise. The final Reply may not start with the last draft (the model said
+        NO_ANSWER, or failed mid-way): the channel then replaces what it showed."""
+        ...
+
+
+class QuestionLog(Protocol):
+    """What was asked, how it was answered and how people rated it (rag.question_log): what the gap report
+    reads. The asker is kept only as a salted hash; entries older than the retention are purged."""
+
+    def record(self, entry: LoggedQuestion, *, user_id: str = "") -> None:
+        """Keeps entry; user_id (the platform's) is stored only as the log's salted hash."""
+        ...
+
+    def rate(self, feedback: Feedback) -> bool:
+        """Keeps one rating per answer and rater (the last click wins); False for an unknown answer id."""
+        ...
+
+    def entries(self, *, since: datetime) -> list[LoggedQuestion]:
+        """Questions asked at or after since, oldest first, with their ratings."""
+        ...
+
+    def purge_expired(self) -> int:
+        """Forgets entries past the retention; returns how many."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class Assistant(Protocol):
@@ -364,6 +407,11 @@ class Assistant(Protocol):
         """The bot takes part in this session: a reply in its thread needs no new mention.
 
         Asked before a platform's ack: one quick look-up, False when it cannot tell."""
+        ...
+
+    async def feedback(self, feedback: Feedback) -> bool:
+        """Records a 👍/👎 on an answer (Reply.answer_id); False when the answer is unknown or no log is kept.
+        Never raises."""
         ...
 
 

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from rag import texts
 from rag.abstention import AbstentionPolicy
@@ -20,13 +21,14 @@ from rag.answering import (
     extractive,
     not_found,
 )
+from rag.drafting import Draft
 from rag.followup import TopicLink, topic_link
 from rag.language import LanguageDetector
 from rag.llm import ChatModelError
-from rag.ports import ChatModel, Telemetry
+from rag.ports import ChatModel, Progress, Telemetry
 from rag.retrieval import HybridRetriever, Retrieved
 from rag.telemetry import NoTelemetry
-from rag.types import Reply, Turn
+from rag.types import Hit, Reply, Turn
 
 log = logging.getLogger(__name__)
 
@@ -56,23 +58,39 @@ class WikiAssistant:
     def warm(self) -> None:
         self._language.warm()
 
-    async def answer(self, question: str, history: Sequence[Turn]) -> Reply:
+    async def answer(
+        self, question: str, history: Sequence[Turn], *, progress: Progress | None = None
+    ) -> Reply:
         # An empty index is answered at once: no language model, no query embedding (a first model load
         # can take half a minute) for a question nothing could answer.
         if not await asyncio.to_thread(self._retriever.ready):
             return Reply.error(texts.EMPTY_INDEX)
         language = await asyncio.to_thread(self._language.detect, question)
         standalone, retrieved = await self._retrieve(history, question)
+        spaces = tuple(dict.fromkeys(hit.chunk.space for hit in retrieved.hits))
+        reply = await self._reply(history, standalone, retrieved, language, progress)
+        return replace(reply, language=language, spaces=spaces)
+
+    async def _reply(
+        self,
+        history: Sequence[Turn],
+        standalone: str,
+        retrieved: Retrieved,
+        language: str,
+        progress: Progress | None,
+    ) -> Reply:
         if not retrieved.hits:
             return not_found(language)
         if self._model is None:
             if self._abstention.abstains(retrieved, language):
                 return not_found(language)
             return extractive(retrieved.hits, language, intro=EXTRACTIVE_INTRO)
+        messages = self._prompts.answer_messages(history, standalone, retrieved.hits, language)
         try:
-            answer = await self._model.complete(
-                messages=self._prompts.answer_messages(history, standalone, retrieved.hits, language)
-            )
+            if progress is None:
+                answer = await self._model.complete(messages=messages)
+            else:
+                answer = await _streamed(self._model, messages, retrieved.hits, progress)
         except ChatModelError as exc:
             log.warning("chat model failed, answering with passages: %s", exc)
             self._telemetry.model_error(stage="answer")
@@ -120,6 +138,18 @@ class WikiAssistant:
             return question
         rewritten = rewritten.strip().splitlines()[0].strip() if rewritten.strip() else ""
         return rewritten[: self._max_chars] or question
+
+
+async def _streamed(
+    model: ChatModel, messages: list[dict[str, str]], hits: Sequence[Hit], progress: Progress
+) -> str:
+    """The model's whole answer, its readable prefix handed to progress.draft() as it grows."""
+    draft = Draft(hits)
+    async for piece in model.stream(messages=messages):
+        shown = draft.add(piece)
+        if shown is not None:
+            await progress.draft(shown)
+    return draft.text()
 
 
 def _topic_of(history: Sequence[Turn]) -> str:

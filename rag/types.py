@@ -71,6 +71,9 @@ class Source:
     page_id: str
     title: str
     url: str
+    # What the question log keeps of a cited page: which version said it, in which space.
+    version: int = 0
+    space: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,13 @@ class Reply:
     # False when the wiki did not hold the answer (or the question was refused).
     grounded: bool = True
     mode: Literal["llm", "extractive", "refusal", "error"] = "llm"
+    # The question's language as detected ("en", "fr"); "" when no question was answered.
+    language: str = ""
+    # The spaces of the passages the search found, cited or not: where a question the wiki could not answer
+    # belongs in the gap report.
+    spaces: tuple[str, ...] = ()
+    # Set by the conversation when the answer is in the question log: what a feedback click names.
+    answer_id: str = ""
 
     @property
     def kind(self) -> ReplyKind:
@@ -139,6 +149,52 @@ class Reply:
     @classmethod
     def error(cls, text: str) -> Reply:
         return cls(text=text, grounded=False, mode="error")
+
+
+class Rating(Enum):
+    UP = "up"
+    DOWN = "down"
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """A 👍 or 👎 on an answer, as an adapter hands it to the core (Assistant.feedback)."""
+
+    answer_id: str
+    rating: Rating
+    user_id: str = ""
+    platform: str = "terminal"
+    comment: str = ""
+
+
+class Outcome(Enum):
+    """How a question ended, as the question log and the gap report count it."""
+
+    ANSWERED = "answered"
+    NOT_FOUND = "not_found"
+    ERROR = "error"  # failed on our side, or took too long
+    REFUSED = "refused"  # not asked of the wiki: too long, a file without text
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedQuestion:
+    """One question in the question log, with the ratings its answer got."""
+
+    answer_id: str
+    asked_at: datetime
+    question: str
+    outcome: Outcome
+    platform: str
+    # A salted hash of the platform's user id: who asked twice, never who asked.
+    asker: str = ""
+    language: str = ""
+    answer: str = ""
+    # The pages the answer cited, with the versions it read.
+    sources: tuple[Source, ...] = ()
+    spaces: tuple[str, ...] = ()
+    up: int = 0
+    down: int = 0
+    comments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -317,6 +317,9 @@ class _Placeholder:
         self._post = post
         self.ts: str | None = None
 
+    async def draft(self, text: str) -> None:
+        pass  # the answer is sent whole when it is ready
+
     async def working(self) -> None:
         self.ts = await self._post(render_notice(texts.WORKING))
 

@@ -158,6 +158,9 @@ class _Typing:
     def __init__(self, turn_context: TurnContext) -> None:
         self._turn_context = turn_context
 
+    async def draft(self, text: str) -> None:
+        pass  # the answer is sent whole when it is ready
+
     async def working(self) -> None:
         try:
             await self._turn_context.send_activity(typing_activity())

@@ -58,7 +58,9 @@ class ScriptedAnswerer:
         self.error = error
         self.questions: list[str] = []
 
-    async def answer(self, question: str, history: Sequence[Turn]) -> Reply:
+    async def answer(
+        self, question: str, history: Sequence[Turn], *, progress: Progress | None = None
+    ) -> Reply:
         self.questions.append(question)
         earlier = [turn.content for turn in history if turn.role == "user"]
         await asyncio.sleep(self.delay_s)

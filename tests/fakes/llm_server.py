@@ -121,6 +121,10 @@ class FakeLLM:
 
     def __init__(self, *, responder: Responder | None = None, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
+        # Streamed answers: the wait before each word after the first, and an error event after that
+        # many words (a model dying mid-answer).
+        self.word_interval_s = 0.0
+        self.cut_stream_after: int | None = None
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
         self._responder: Responder = responder or default_responder
@@ -368,8 +372,17 @@ def _make_handler(llm: FakeLLM) -> type[BaseHTTPRequestHandler]:
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
-            for event in events:
+            for number, event in enumerate(events):
+                if llm.cut_stream_after is not None and number > llm.cut_stream_after:
+                    # What OpenAI sends when generation fails mid-answer: an error event, then the end.
+                    failure = {"error": {"message": "the model crashed mid-answer", "type": "server_error"}}
+                    self.wfile.write(f"data: {json.dumps(failure)}\n\n".encode())
+                    self.wfile.flush()
+                    return
+                if number > 1 and llm.word_interval_s > 0:
+                    llm._stopping.wait(llm.word_interval_s)
                 self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                self.wfile.flush()
             self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
 
