@@ -16,9 +16,10 @@ import logging
 import secrets
 import time
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from rag import telemetry, texts
@@ -35,13 +36,26 @@ from rag.ports import (
 )
 from rag.sessions import SessionStoreError
 from rag.telemetry import NoTelemetry, outcome_of
-from rag.types import Feedback, IncomingMessage, LoggedQuestion, Outcome, Reply, ReplyKind, Scope, Turn
+from rag.types import (
+    Feedback,
+    IncomingMessage,
+    LoggedQuestion,
+    Outcome,
+    Reply,
+    ReplyKind,
+    Scope,
+    Suggestion,
+    Turn,
+)
 
 log = logging.getLogger(__name__)
 
 # The one reply of an answer past its deadline: compared by identity, so telemetry counts a timeout apart
 # from other errors without a new reply mode that every adapter would have to know.
 _TIMED_OUT = Reply.error(texts.TIMEOUT)
+_SUGGESTION_WINDOW = timedelta(days=30)
+_SUGGESTION_TTL_S = 600.0
+_MAX_SUGGESTIONS = 10
 _LOGGED_OUTCOMES = {
     telemetry.ANSWER: Outcome.ANSWERED,
     telemetry.EXTRACTIVE: Outcome.ANSWERED,
@@ -144,6 +158,8 @@ class Conversation:
         self._gate: SessionGate = gate or LocalSessionGate()
         # asyncio primitives belong to one event loop; a CLI or a test may run the core under several.
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        # The suggested questions, computed at most every few minutes: (expiry on the loop's clock, them).
+        self._suggested: tuple[float, tuple[Suggestion, ...]] | None = None
         # A reset past its deadline keeps running; the loop keeps only weak references to tasks.
         self._background: set[asyncio.Task[Reply]] = set()
 
@@ -183,6 +199,40 @@ class Conversation:
         except Exception as exc:
             log.error("cannot record feedback: %s", exc)
             return False
+
+    async def delivered(self, answer_id: str, message_ref: str) -> None:
+        if self._questions is None or not answer_id or not message_ref:
+            return
+        try:
+            await asyncio.to_thread(self._questions.link, answer_id, message_ref)
+        except Exception as exc:
+            log.error("cannot link an answer to its message: %s", exc)
+
+    async def suggestions(self, *, limit: int = 4) -> tuple[Suggestion, ...]:
+        """The pages answers cited most over the last weeks (answers someone disliked left out), as questions.
+
+        Page titles, not people's questions: what someone asked is theirs, and may name a person or a case."""
+        if self._questions is None or limit < 1:
+            return ()
+        loop = asyncio.get_running_loop()
+        if self._suggested is not None and self._suggested[0] > loop.time():
+            return self._suggested[1][:limit]
+        since = datetime.now(UTC) - _SUGGESTION_WINDOW
+        try:
+            entries = await asyncio.to_thread(self._questions.entries, since=since)
+        except Exception as exc:
+            log.error("cannot read the question log for suggestions: %s", exc)
+            return ()
+        cited: Counter[str] = Counter()
+        titles: dict[str, str] = {}
+        for entry in entries:
+            if entry.outcome is Outcome.ANSWERED and not entry.down:
+                for source in entry.sources:
+                    cited[source.page_id] += 1
+                    titles[source.page_id] = source.title
+        found = tuple(texts.suggestion(titles[page_id]) for page_id, _ in cited.most_common(_MAX_SUGGESTIONS))
+        self._suggested = (loop.time() + _SUGGESTION_TTL_S, found)
+        return found[:limit]
 
     async def _log(self, message: IncomingMessage, question: str, reply: Reply, outcome: str) -> Reply:
         """Keeps the question in the log; an answer then carries the id its feedback buttons name."""

@@ -20,6 +20,7 @@ from rag.types import (
     PageRef,
     Readiness,
     Reply,
+    Suggestion,
     SyncReport,
     Turn,
 )
@@ -378,7 +379,11 @@ class QuestionLog(Protocol):
         ...
 
     def rate(self, feedback: Feedback) -> bool:
-        """Keeps one rating per answer and rater (the last click wins); False for an unknown answer id."""
+        """Keeps one rating per answer and rater (the last click wins); False for an unknown answer."""
+        ...
+
+    def link(self, answer_id: str, message_ref: str) -> None:
+        """The platform's own id of the message that carried the answer: what a Teams click names."""
         ...
 
     def entries(self, *, since: datetime) -> list[LoggedQuestion]:
@@ -412,6 +417,16 @@ class Assistant(Protocol):
     async def feedback(self, feedback: Feedback) -> bool:
         """Records a 👍/👎 on an answer (Reply.answer_id); False when the answer is unknown or no log is kept.
         Never raises."""
+        ...
+
+    async def delivered(self, answer_id: str, message_ref: str) -> None:
+        """The answer went out as this platform message (e.g. "teams:<conversation>:<activity id>"): a
+        feedback naming message_ref rates it. Never raises."""
+        ...
+
+    async def suggestions(self, *, limit: int = 4) -> tuple[Suggestion, ...]:
+        """Questions worth offering a newcomer, from the pages answers cite most; () when there is no history
+        to draw them from. Cheap enough to call on every "app home opened"."""
         ...
 
 

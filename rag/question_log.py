@@ -32,6 +32,7 @@ MAX_COMMENT_CHARS = 1000
 _BUSY_TIMEOUT_S = 10.0
 _REDIS_TIMEOUT_S = 5.0
 _BATCH = 500
+_MAX_REF_CHARS = 512
 
 
 class QuestionLogError(Exception):
@@ -146,6 +147,10 @@ CREATE TABLE IF NOT EXISTS ratings (
     rated_at REAL NOT NULL,
     PRIMARY KEY (answer_id, rater)
 );
+CREATE TABLE IF NOT EXISTS message_refs (
+    message_ref TEXT PRIMARY KEY,
+    answer_id TEXT NOT NULL REFERENCES questions (answer_id) ON DELETE CASCADE
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _COLUMNS = (
@@ -203,19 +208,32 @@ class SqliteQuestionLog:
         with self._db() as db:
             db.execute(_INSERT, [record[c] for c in _COLUMNS])
 
+    def link(self, answer_id: str, message_ref: str) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO message_refs (message_ref, answer_id) "
+                "SELECT ?, answer_id FROM questions WHERE answer_id = ?",
+                (message_ref[:_MAX_REF_CHARS], answer_id),
+            )
+
     def rate(self, feedback: Feedback) -> bool:
         rater = asker_hash(self._salt, feedback.platform, feedback.user_id) or "anonymous"
         with self._db() as db, write_transaction(db):
-            known = db.execute(
-                "SELECT 1 FROM questions WHERE answer_id = ?", (feedback.answer_id,)
-            ).fetchone()
-            if known is None:
+            if feedback.answer_id:
+                found = db.execute(
+                    "SELECT answer_id FROM questions WHERE answer_id = ?", (feedback.answer_id,)
+                ).fetchone()
+            else:
+                found = db.execute(
+                    "SELECT answer_id FROM message_refs WHERE message_ref = ?", (feedback.message_ref,)
+                ).fetchone()
+            if found is None:
                 return False
             db.execute(
                 "INSERT OR REPLACE INTO ratings (answer_id, rater, rating, comment, rated_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (
-                    feedback.answer_id,
+                    found[0],
                     rater,
                     feedback.rating.value,
                     _clean(feedback.comment, MAX_COMMENT_CHARS),
@@ -313,18 +331,33 @@ class RedisQuestionLog:
             pipe.zadd(self._by_time, {entry.answer_id: record["asked_at"]})
             pipe.execute()
 
+    def _ref_key(self, message_ref: str) -> str:
+        return f"{self._prefix}:ref:{message_ref[:_MAX_REF_CHARS]}"
+
+    def link(self, answer_id: str, message_ref: str) -> None:
+        with self._guarded():
+            ttl = self._redis.ttl(self._entry_key(answer_id))
+            if ttl is not None and int(ttl) > 0:
+                self._redis.set(self._ref_key(message_ref), answer_id, ex=int(ttl))
+
     def rate(self, feedback: Feedback) -> bool:
         rater = asker_hash(self._salt, feedback.platform, feedback.user_id) or "anonymous"
         value = json.dumps(
             {"rating": feedback.rating.value, "comment": _clean(feedback.comment, MAX_COMMENT_CHARS)}
         )
         with self._guarded():
-            ttl = self._redis.ttl(self._entry_key(feedback.answer_id))
+            answer_id = feedback.answer_id
+            if not answer_id and feedback.message_ref:
+                found = self._redis.get(self._ref_key(feedback.message_ref))
+                answer_id = found.decode() if isinstance(found, bytes) else str(found or "")
+            if not answer_id:
+                return False
+            ttl = self._redis.ttl(self._entry_key(answer_id))
             if ttl is None or int(ttl) < 0:  # -2: no such entry; -1 cannot happen (entries always expire)
                 return False
             pipe = self._redis.pipeline(transaction=True)
-            pipe.hset(self._ratings_key(feedback.answer_id), rater, value)
-            pipe.expire(self._ratings_key(feedback.answer_id), int(ttl))
+            pipe.hset(self._ratings_key(answer_id), rater, value)
+            pipe.expire(self._ratings_key(answer_id), int(ttl))
             pipe.execute()
         return True
 

@@ -5,6 +5,8 @@ Adapters add only what is about their platform (a "working" placeholder, a welco
 
 from __future__ import annotations
 
+from rag.types import Suggestion
+
 HELP = (
     "Ask me anything about our Confluence wiki, in English or French; I answer with links to the pages "
     "I used. Follow-up questions keep the context of this conversation. Say `reset` to start over."
@@ -13,6 +15,13 @@ FILE_ONLY = "I can only read text for now, not attached files: please type your 
 TIMEOUT = "Sorry, finding the answer took too long. Please try again in a minute."
 FAILURE = "Sorry, something went wrong on my side while answering. Please try again in a minute."
 EMPTY_INDEX = "The wiki index is empty for now: an administrator needs to run `wikibot ingest` first."
+
+
+def suggestion(title: str) -> Suggestion:
+    """A page title offered as a question: shown as plain text by every channel (it is the wiki's words)."""
+    title = " ".join(title.split())
+    short = title if len(title) <= 60 else title[:59].rstrip() + "…"
+    return Suggestion(title=short, message=f"What does the wiki say about {title}?")
 
 
 def too_long(length: int, limit: int) -> str:

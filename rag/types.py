@@ -158,13 +158,25 @@ class Rating(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Feedback:
-    """A 👍 or 👎 on an answer, as an adapter hands it to the core (Assistant.feedback)."""
+    """A 👍 or 👎 on an answer, as an adapter hands it to the core (Assistant.feedback).
+
+    It names the answer by its Reply.answer_id, or, where a platform hands back only its own id of the message
+    (Teams), by the message_ref the adapter gave Assistant.delivered()."""
 
     answer_id: str
     rating: Rating
     user_id: str = ""
     platform: str = "terminal"
     comment: str = ""
+    message_ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """A question to offer someone who has not asked yet (Slack's suggested prompts, Teams' starters)."""
+
+    title: str
+    message: str
 
 
 class Outcome(Enum):
