@@ -1,6 +1,7 @@
 """Slack channel: a slack-bolt async app mounted on the project's aiohttp server, or over Socket Mode.
 
-HTTP mode: POST /slack/events takes events and slash commands alike, every request signature-checked.
+HTTP mode: POST /slack/events takes events, slash commands and interactions (the feedback buttons) alike, every
+request signature-checked.
 Socket Mode (an app-level token in the config): the app dials out to Slack; no public URL, and no
 /slack/events route. Everything comes in one `SlackConfig`, which the composition root builds from its
 settings and checks first: this package reads no settings and no environment of its own.
@@ -16,16 +17,19 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.config import SlackConfig
-from adapters.slack.handler import COMMANDS, EVENT_TYPES, SlackBot
+from adapters.slack.handler import ACTIONS, COMMANDS, EVENT_TYPES, SlackBot
+from adapters.slack.progress import Pace
 from adapters.slack.sessions import Conversation, conversation_of
 from rag.ports import Assistant, Dedupe
 
 __all__ = [
+    "ACTIONS",
     "COMMANDS",
     "EVENTS_PATH",
     "EVENT_TYPES",
     "SLACK_BOT_KEY",
     "Conversation",
+    "Pace",
     "SlackBot",
     "SlackConfig",
     "add_slack_routes",

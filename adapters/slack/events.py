@@ -26,6 +26,8 @@ class InboundMessage:
     # Someone other than the bot is mentioned: in a thread, the message is addressed to them.
     mentions_others: bool
     has_files: bool
+    # The asker's own workspace: another than the conversation's in a channel shared with another org.
+    user_team_id: str = ""
 
     @property
     def file_only(self) -> bool:
@@ -67,4 +69,5 @@ def read_message(body: Mapping[str, Any], *, bot_user_id: str, bot_id: str = "")
         mentions_bot=event_type == "app_mention" or (bool(bot_user_id) and bot_user_id in mentioned),
         mentions_others=bool(mentioned - {bot_user_id}),
         has_files=bool(event.get("files")),
+        user_team_id=str(event["user_team"]) if valid_id(event.get("user_team")) else conversation.team_id,
     )

@@ -1,8 +1,9 @@
-"""The Slack bot: a Bolt AsyncApp whose listeners only sort and acknowledge; answers run after the ack.
+"""The Slack bot: a Bolt AsyncApp whose listeners only sort and acknowledge; the work runs after the ack.
 
-Slack retries anything not acknowledged within 3 s, so no listener awaits an answer: each hands a background
-task to this object, which keeps a reference to it (asyncio keeps only weak ones) and cancels it on shutdown.
-What to answer (commands, sessions, resets, timeouts) is the core's: this module only translates.
+Slack retries anything not acknowledged within 3 s, so no listener awaits an answer, a feedback click's record or
+a Messages tab's suggestions: each hands a background task to this object, which keeps a reference to it
+(asyncio keeps only weak ones) and cancels it on shutdown. What to answer (commands, sessions, resets, timeouts)
+is the core's; how an answer shows while it is written is `progress.py`'s: this module only translates.
 """
 
 from __future__ import annotations
@@ -10,41 +11,47 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from functools import partial
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.redelivery import LocalDedupe
 from adapters.slack import texts
+from adapters.slack.delivery import SLACK_ERRORS, describe
 from adapters.slack.events import InboundMessage, read_message
-from adapters.slack.render import SlackMessage, render_notice, render_reply
-from adapters.slack.sessions import Conversation, channel_prefix, is_dm_channel, valid_id
+from adapters.slack.feedback import FEEDBACK_ACTION, read_click
+from adapters.slack.progress import Pace, Recipient, SlackProgress
+from adapters.slack.render import render_notice
+from adapters.slack.sessions import channel_prefix, is_dm_channel, valid_id
 from rag import texts as core_texts
 from rag.ports import Assistant, Dedupe
-from rag.types import IncomingMessage, Place, Reply, ReplyKind, Scope
+from rag.safe_text import clean
+from rag.types import IncomingMessage, Place, Reply, Scope
 
 log = logging.getLogger(__name__)
 
 RESET_SLASH_COMMAND = "/wiki-reset"
-# What the app listens to; manifest/slack.yaml must subscribe to exactly these (a test checks both ways).
-EVENT_TYPES = ("app_mention", "message")
+# A user's words for the bot, answered; and the agent's Messages tab opened, where the suggestions go.
+MESSAGE_EVENTS = ("app_mention", "message")
+HOME_OPENED = "app_home_opened"
+# What the app listens to; manifest/slack.yaml must subscribe to exactly these (a test checks both ways), and
+# turn interactivity on exactly when there are actions (buttons) to take.
+EVENT_TYPES = (*MESSAGE_EVENTS, HOME_OPENED)
 COMMANDS = (RESET_SLASH_COMMAND,)
+ACTIONS = (FEEDBACK_ACTION,)
 
 # Slack retries for a few minutes; an hour of memory covers every retry with room to spare.
 _DEDUPE_TTL_S = 3600.0
 _DEDUPE_MAX = 20_000
-_SLACK_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
 _MESSAGE = "wikibot_message"
+_MAX_SUGGESTIONS = 4  # what assistant.threads.setSuggestedPrompts takes
 
 
 class _TokenFromEnvironment(logging.Filter):
@@ -75,9 +82,11 @@ class SlackBot:
         assistant: Assistant,
         signing_secret: str,
         dedupe: Dedupe | None = None,
+        pace: Pace | None = None,
     ) -> None:
         self.client = client
         self._assistant = assistant
+        self._pace = pace or Pace()
         # Socket Mode needs no signing secret; without one, every HTTP request is refused.
         self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -96,9 +105,11 @@ class SlackBot:
         self._app_id: str | None = None
         self.app.use(self._only_this_installation)
         self.app.use(self._drop_redelivered_events)
-        for event_type in EVENT_TYPES:
+        for event_type in MESSAGE_EVENTS:
             self.app.event(event_type, middleware=[self._only_messages_for_the_bot])(self._on_message)
+        self.app.event(HOME_OPENED)(self._on_home_opened)
         self.app.command(RESET_SLASH_COMMAND)(self._on_reset_command)
+        self.app.action(FEEDBACK_ACTION)(self._on_feedback)
 
     # ---- transports
 
@@ -185,8 +196,8 @@ class SlackBot:
         if self._app_id is None:
             try:
                 response = await self.client.auth_test()
-            except _SLACK_ERRORS as error:
-                log.warning("Slack: auth.test failed, the app id check waits: %s", _describe(error))
+            except SLACK_ERRORS as error:
+                log.warning("Slack: auth.test failed, the app id check waits: %s", describe(error))
                 return ""
             app_id = response.get("app_id")
             self._app_id = app_id if isinstance(app_id, str) else ""
@@ -221,6 +232,16 @@ class SlackBot:
     async def _on_message(self, context: AsyncBoltContext) -> None:
         self._spawn(self._respond(context[_MESSAGE]), name="slack-answer")
 
+    async def _on_home_opened(self, event: dict[str, Any]) -> None:
+        # Only the agent's Messages tab shows suggested prompts (the Home tab is off in the manifest).
+        channel = event.get("channel")
+        if event.get("tab") == "messages" and valid_id(channel):
+            self._spawn(self._suggest(str(channel)), name="slack-suggestions")
+
+    async def _on_feedback(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()  # at once: recording and thanking come after
+        self._spawn(self._record_feedback(body), name="slack-feedback")
+
     async def _addressed_to_bot(self, message: InboundMessage) -> bool:
         conversation = message.conversation
         if conversation.is_dm or message.event_type == "app_mention":
@@ -250,78 +271,66 @@ class SlackBot:
     # ---- work after the ack
 
     def _spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(work, name=name)
+        task = asyncio.get_running_loop().create_task(_quietly(work, name), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _respond(self, message: InboundMessage) -> None:
-        conversation = message.conversation
-        placeholder = _Placeholder(partial(self._post, conversation))
+        recipient = Recipient(user_id=message.user_id, team_id=message.user_team_id)
+        progress = SlackProgress(self.client, message.conversation, recipient=recipient, pace=self._pace)
         try:
             try:
-                reply = await self._assistant.ask(_incoming(message), progress=placeholder)
+                reply = await self._assistant.ask(_incoming(message), progress=progress)
             except Exception:
                 log.exception("Slack: the assistant failed on %s", message.dedupe_key)
                 reply = Reply.error(core_texts.FAILURE)
-            rendered = render_reply(reply) if reply.kind is ReplyKind.ANSWER else [render_notice(reply.text)]
-            await self._deliver(conversation, rendered, placeholder.ts)
+            await progress.finish(reply)
         except Exception:
             # Last resort: the task must end quietly whatever happened; the details go to the log only.
             log.exception("Slack: failed to respond to %s", message.dedupe_key)
+        finally:
+            progress.cancel()
 
-    async def _deliver(
-        self, conversation: Conversation, messages: list[SlackMessage], placeholder: str | None
-    ) -> None:
-        first, *rest = messages
-        delivered = placeholder is not None and await self._update(conversation, placeholder, first)
-        delivered = delivered or await self._post(conversation, first) is not None
-        for message in rest:
-            delivered = await self._post(conversation, message) is not None and delivered
-        if not delivered:
-            await self._post(conversation, render_notice(texts.SLACK_REFUSED))
-
-    async def _post(self, conversation: Conversation, message: SlackMessage) -> str | None:
-        """Posts into the conversation's thread; returns the message ts, or None when Slack refused it."""
-        kwargs = message.as_kwargs()
-        if conversation.thread_ts:
-            kwargs["thread_ts"] = conversation.thread_ts
+    async def _record_feedback(self, body: dict[str, Any]) -> None:
+        click = read_click(body)
+        if click is None:
+            log.warning("Slack: ignored a feedback click that is not one of ours")
+            return
+        feedback, channel, thread_ts = click
+        recorded = await self._assistant.feedback(feedback)
+        text = texts.FEEDBACK_THANKS if recorded else texts.FEEDBACK_LOST
         try:
-            response = await self.client.chat_postMessage(
-                channel=conversation.channel_id, unfurl_links=False, unfurl_media=False, **kwargs
+            await self.client.chat_postEphemeral(
+                channel=channel, user=feedback.user_id, text=text, thread_ts=thread_ts
             )
-        except _SLACK_ERRORS as error:
-            log.warning("Slack: chat.postMessage to %s failed: %s", conversation.channel_id, _describe(error))
-            return None
-        ts = response.get("ts")
-        return ts if isinstance(ts, str) else None
+        except SLACK_ERRORS as error:
+            log.warning("Slack: chat.postEphemeral in %s failed: %s", channel, describe(error))
 
-    async def _update(self, conversation: Conversation, ts: str, message: SlackMessage) -> bool:
+    async def _suggest(self, channel: str) -> None:
+        """The wiki's most useful pages as suggested prompts in the agent's Messages tab (none without a
+        history to draw them from). Page titles are the wiki's words: plain text, and only that."""
+        suggestions = await self._assistant.suggestions(limit=_MAX_SUGGESTIONS)
+        prompts = [{"title": clean(s.title), "message": clean(s.message)} for s in suggestions]
+        prompts = [p for p in prompts if p["title"].strip() and p["message"].strip()]
+        if not prompts:
+            return
         try:
-            await self.client.chat_update(channel=conversation.channel_id, ts=ts, **message.as_kwargs())
-        except _SLACK_ERRORS as error:
-            log.warning("Slack: chat.update in %s failed: %s", conversation.channel_id, _describe(error))
-            return False
-        return True
+            # No thread_ts: under the agent view a thread_ts is accepted, and nothing shows.
+            await self.client.assistant_threads_setSuggestedPrompts(
+                channel_id=channel, title=texts.SUGGESTIONS_TITLE, prompts=prompts
+            )
+        except SLACK_ERRORS as error:
+            log.warning(
+                "Slack: assistant.threads.setSuggestedPrompts in %s failed: %s", channel, describe(error)
+            )
 
 
-def _describe(error: BaseException) -> str:
-    if isinstance(error, SlackApiError):
-        return str(error.response.get("error", "unknown_error"))
-    return f"{type(error).__name__}: {error}"
-
-
-class _Placeholder:
-    """The "working" message, posted when the core starts on a question and replaced by the answer."""
-
-    def __init__(self, post: Callable[[SlackMessage], Awaitable[str | None]]) -> None:
-        self._post = post
-        self.ts: str | None = None
-
-    async def draft(self, text: str) -> None:
-        pass  # the answer is sent whole when it is ready
-
-    async def working(self) -> None:
-        self.ts = await self._post(render_notice(texts.WORKING))
+async def _quietly(work: Coroutine[Any, Any, None], name: str) -> None:
+    """Background work ends quietly whatever happens: a bug's traceback goes to the log, and nowhere else."""
+    try:
+        await work
+    except Exception:
+        log.exception("Slack: %s failed", name)
 
 
 def _incoming(message: InboundMessage) -> IncomingMessage:

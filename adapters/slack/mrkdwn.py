@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from urllib.parse import quote
 
+from rag.inert_markdown import outside_slots, unslot
 from rag.markdown import CITATION, CITATION_RUN, INLINE_CODE, citation_numbers, closes_fence, fence_opening
 from rag.safe_text import ANGLE_LINK, MARKDOWN_LINK, URL, clean, is_web_url
 from rag.types import Source
@@ -123,9 +124,17 @@ def _inline(text: str, sources: Sequence[Source]) -> str:
         return _SLOT.format(len(slots) - 1)
 
     text = INLINE_CODE.sub(lambda m: keep(code(m.group(0).strip("`"))), text)
-    text = MARKDOWN_LINK.sub(lambda m: keep(_inert_link(m.group("label"), m.group("dest"), slots)), text)
-    text = ANGLE_LINK.sub(lambda m: keep(_inert_link(m.group("label") or "", m.group("dest"), slots)), text)
-    text = URL.sub(lambda m: keep(code(m.group(0))), text)
+    text = MARKDOWN_LINK.sub(
+        lambda m: keep(_inert_link(m.group("label"), unslot(m.group("dest"), slots), slots)), text
+    )
+    # A URL glued to a code span ends where the span begins: one placeholder inside another would be lost.
+    text = outside_slots(
+        text,
+        lambda t: ANGLE_LINK.sub(
+            lambda m: keep(_inert_link(m.group("label") or "", m.group("dest"), slots)), t
+        ),
+    )
+    text = outside_slots(text, lambda t: URL.sub(lambda m: keep(code(m.group(0))), t))
     text = CITATION_RUN.sub(lambda m: keep(_citations(m.group(0), sources)), text)
     # A backtick left over opens no code span of its own: it must not pair with one of ours.
     text = escape(text).replace("`", "ˋ")

@@ -1,4 +1,5 @@
-"""A core Reply as Slack messages: mrkdwn sections, a Sources context block, split below Slack's limits."""
+"""A core Reply as Slack messages: mrkdwn sections, a Sources context block and the feedback buttons, split
+below Slack's limits. A streamed answer's text is `markdown.py`'s; what closes it (Sources, buttons) is here."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.slack.feedback import feedback_block
 from adapters.slack.mrkdwn import link, to_mrkdwn
 from rag.markdown import closes_fence, fence_opening
 from rag.safe_text import clean
@@ -33,22 +35,34 @@ class SlackMessage:
 
 
 def render_reply(reply: Reply, *, limit: int = SECTION_LIMIT) -> list[SlackMessage]:
-    """The answer in one or more messages; the last one carries the sources."""
+    """The answer in one or more messages; the last one carries the sources and the feedback buttons."""
     body = to_mrkdwn(reply.text, reply.sources) or "_(empty answer)_"
     parts = split_mrkdwn(body, limit=limit)
     sources = sources_line(reply.sources)
     messages: list[SlackMessage] = []
     for index, part in enumerate(parts):
-        blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(part)}]
+        blocks: list[dict[str, Any]] = [{"type": "section", "text": mrkdwn_text(part)}]
         text = part
-        if sources and index == len(parts) - 1:
-            blocks.append({"type": "context", "elements": [_mrkdwn(sources)]})
-            text = f"{part}\n\n{sources}"
+        if index == len(parts) - 1:
+            blocks += closing_blocks(reply)
+            text = f"{part}\n\n{sources}" if sources else part
         messages.append(SlackMessage(text=text, blocks=tuple(blocks)))
     return messages
 
 
-def _mrkdwn(text: str) -> dict[str, Any]:
+def closing_blocks(reply: Reply) -> list[dict[str, Any]]:
+    """What goes under an answer's text: the Sources line, and the feedback buttons when the answer can be
+    rated (it is in the question log)."""
+    blocks: list[dict[str, Any]] = []
+    sources = sources_line(reply.sources)
+    if sources:
+        blocks.append({"type": "context", "elements": [mrkdwn_text(sources)]})
+    if reply.answer_id:
+        blocks.append(feedback_block(reply.answer_id))
+    return blocks
+
+
+def mrkdwn_text(text: str) -> dict[str, Any]:
     # verbatim: Slack adds no links or mentions of its own to the text: every link in it is one we built.
     return {"type": "mrkdwn", "text": text, "verbatim": True}
 

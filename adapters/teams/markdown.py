@@ -5,7 +5,9 @@ bare URLs and host names on its own. So everything from outside is escaped: `&`,
 (`<` and `>` in code too: there is no `<` of theirs in a message at all), a link the model or the wiki writes (`[label](url)`,
 an image, `<url>`, a reference definition) becomes its label and its URL in inline code, and so does a bare URL,
 host name or e-mail address. What is left of link syntax is broken (`](` gets a space), so a construct the
-patterns miss still renders as text. The only live links are the Sources list's, built in `replies.py`.
+patterns miss still renders as text. The only live links are the Sources list's, built in `replies.py`. The
+rules for a line of prose are `rag.inert_markdown`'s, which Slack's streamed answers share; the code blocks are
+Teams' own (a fence longer than any run of backticks inside).
 """
 
 from __future__ import annotations
@@ -13,29 +15,14 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from rag.markdown import INLINE_CODE, closes_fence, fence_opening
-from rag.safe_text import ANGLE_LINK, LINK_DEFINITION, MARKDOWN_LINK, URL, clean, is_web_url
+from rag.inert_markdown import code, escape_code, escape_html
+from rag.inert_markdown import line as prose_line
+from rag.markdown import closes_fence, fence_opening
+from rag.safe_text import MARKDOWN_LINK, URL, clean, is_web_url
 
-# Placeholders use private-use characters, which clean() removes from the text.
-_SLOT = "\ue000{}\ue001"
-_SLOT_RE = re.compile("\ue000(\\d+)\ue001")
+__all__ = ["code", "escape_code", "escape_html", "link_label", "plain", "source_url", "to_teams_markdown"]
+
 _TAG = re.compile(r"<[^<>]*>")
-
-
-def escape_html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def escape_code(text: str) -> str:
-    # No tag may start inside code either; an `&` stays as written, as `a=1&b=2` in a URL reads best so (an
-    # entity in code can only ever show as a character, never as markup).
-    return text.replace("<", "&lt;").replace(">", "&gt;")
-
-
-def code(text: str) -> str:
-    """Inline code, where Teams links nothing; a backtick inside would end it early, so it becomes ˋ."""
-    text = escape_code(text.replace("`", "ˋ").strip())
-    return f"`{text}`" if text else ""
 
 
 def source_url(url: str) -> str | None:
@@ -75,7 +62,7 @@ def to_teams_markdown(markdown: str) -> str:
         if block is None:
             opening = fence_opening(line)
             if opening is None:
-                out.append(_line(line))
+                out.append(prose_line(line))
             else:
                 block, fence = [], opening
                 indent = line[: len(line) - len(line.lstrip())]
@@ -96,38 +83,3 @@ def _code_block(lines: list[str], indent: str, language: str) -> str:
     longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
     fence = "`" * max(3, longest + 1)
     return "\n".join([f"{indent}{fence}{language}", *lines, f"{indent}{fence}"])
-
-
-def _line(line: str) -> str:
-    definition = LINK_DEFINITION.match(line)
-    if definition:  # "[x]: url" would make every [x] a link: written without its brackets
-        line = f"{definition.group('indent')}{definition.group('label')}:{line[definition.end() :]}"
-    return _inline(line)
-
-
-def _inline(text: str) -> str:
-    slots: list[str] = []
-
-    def keep(value: str) -> str:
-        slots.append(value)
-        return _SLOT.format(len(slots) - 1)
-
-    def inert_link(label: str, url: str) -> str:
-        url = url.strip("<> ")
-        if not label.strip() or label.strip() == url:
-            return keep(code(url))
-        # The label may hold code spans already kept (as placeholders): they go back in as rendered.
-        pieces = _SLOT_RE.split(label)
-        shown = "".join(slots[int(p)] if i % 2 else _inline(p) for i, p in enumerate(pieces)).strip()
-        return keep(f"{shown} ({code(url)})" if url else shown)
-
-    text = INLINE_CODE.sub(lambda m: keep(code(m.group(0).strip("`"))), text)
-    text = MARKDOWN_LINK.sub(lambda m: inert_link(m.group("label"), m.group("dest")), text)
-    text = ANGLE_LINK.sub(lambda m: inert_link(m.group("label") or "", m.group("dest")), text)
-    text = URL.sub(lambda m: keep(code(m.group(0))), text)
-    text = escape_html(text)
-    # A leftover backtick must not pair with one of ours, nor "](" make a link the patterns missed, nor a
-    # backslash escape the backtick that opens one of our code spans.
-    text = text.replace("`", "ˋ").replace("](", "] (")
-    text = re.sub(r"\\+(?=\ue000)", lambda m: m.group(0) * 2, text)
-    return _SLOT_RE.sub(lambda m: slots[int(m.group(1))], text)

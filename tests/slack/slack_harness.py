@@ -10,13 +10,13 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.slack import EVENTS_PATH, SLACK_BOT_KEY, SlackBot, add_slack_routes
+from adapters.slack import EVENTS_PATH, SLACK_BOT_KEY, Pace, SlackBot, add_slack_routes, build_web_client
 from bot.config import Settings
 from bot.platforms import slack_config
 from rag.ports import Dedupe
 
 from .fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
-from .slack_payloads import SIGNING_SECRET, as_json, envelope, sign, slash_command
+from .slack_payloads import SIGNING_SECRET, as_json, envelope, feedback_click, sign, slash_command
 
 
 def slack_settings(fake: FakeSlack, *, socket_mode: bool = False, **overrides: Any) -> Settings:
@@ -55,11 +55,23 @@ class SlackServer:
         socket_mode: bool = False,
         bot: SlackBot | None = None,
         dedupe: Dedupe | None = None,
+        pace: Pace | None = None,
     ):
         self.fake = fake
         self.assistant = assistant
         self.web_app = web.Application()
         self.web_app.router.add_get("/healthz", _healthz)
+        if (
+            bot is None and pace is not None
+        ):  # the production bot with other timings, as add_slack_routes builds it
+            config = slack_config(slack_settings(fake))
+            bot = SlackBot(
+                client=build_web_client(config),
+                assistant=assistant,
+                signing_secret=config.signing_secret,
+                dedupe=dedupe,
+                pace=pace,
+            )
         if bot is None:
             add_slack_routes(
                 self.web_app,
@@ -116,6 +128,11 @@ class SlackServer:
         self, *, channel: str, user: str, text: str = "", command: str = "/wiki-reset"
     ) -> Answer:
         raw = slash_command(channel=channel, user=user, text=text, command=command)
+        return await self.post(raw, sign(raw), content_type="application/x-www-form-urlencoded")
+
+    async def click(self, **click: Any) -> Answer:
+        """A signed block_actions interaction (see slack_payloads.feedback_click for the arguments)."""
+        raw = feedback_click(**click)
         return await self.post(raw, sign(raw), content_type="application/x-www-form-urlencoded")
 
     async def get(self, path: str) -> int:

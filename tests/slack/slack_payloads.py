@@ -167,3 +167,53 @@ def slash_command(
 
 def as_json(body: dict[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"))
+
+
+def home_opened(*, tab: str = "messages", user: str = ALICE, channel: str = DM) -> dict[str, Any]:
+    """app_home_opened: the user opened the app's Messages tab (the agent's) or its Home tab."""
+    return {"type": "app_home_opened", "user": user, "channel": channel, "tab": tab, "event_ts": new_ts()}
+
+
+def feedback_click(
+    *,
+    value: str,
+    message_ts: str,
+    thread_ts: str | None,
+    channel: str = CHANNEL,
+    user: str = ALICE,
+    action_id: str = "wikibot_feedback",
+) -> str:
+    """The form body of a block_actions interaction: a click on a feedback button of a bot's message."""
+    message: dict[str, Any] = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": message_ts}
+    if thread_ts:
+        message["thread_ts"] = thread_ts
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token",
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel,
+            "is_ephemeral": False,
+        },
+        "trigger_id": "1.2.feedback",
+        "team": {"id": TEAM_ID, "domain": "fake"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel, "name": "general"},
+        "message": message,
+        "state": {"values": {}},
+        "response_url": "https://hooks.slack.test/actions/T0FAKE01/1/abc",
+        "actions": [
+            {
+                "type": "feedback_buttons",
+                "action_id": action_id,
+                "block_id": "feedback",
+                "value": value,
+                "action_ts": new_ts(),
+            }
+        ],
+    }
+    return urlencode({"payload": json.dumps(payload)})

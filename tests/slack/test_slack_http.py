@@ -30,8 +30,18 @@ from .slack_payloads import (
 
 
 def answers(fake: FakeSlack, channel: str, thread_ts: str | None) -> list[Posted]:
-    """The bot's finished messages in a thread: the "working" placeholder does not count."""
-    return [m for m in fake.in_thread(channel, thread_ts) if m.text != texts.WORKING]
+    """The bot's finished messages in a thread: not the "working" placeholder, a stream still going or a draft
+    still marked as being written."""
+    return [m for m in fake.in_thread(channel, thread_ts) if finished(m)]
+
+
+def finished(message: Posted) -> bool:
+    writing = any(
+        element.get("text") == texts.WRITING
+        for block in message.blocks
+        for element in block.get("elements", [])
+    )
+    return message.text != texts.WORKING and message.stream != "streaming" and not writing
 
 
 async def wait_answers(
@@ -316,20 +326,24 @@ async def test_the_ack_is_immediate_and_work_shows_within_a_second_when_the_answ
     server = SlackServer(fake_slack, slow)
     await server.start()
     try:
-        event = mention("a slow question")
-        response, _ = await server.event(event)
-        assert response.status == 200
-        assert response.elapsed_s < 3.0
+        event, in_dm = mention("a slow question"), dm("a slow question")
+        for sent in (event, in_dm):
+            response, _ = await server.event(sent)
+            assert response.status == 200
+            assert response.elapsed_s < 3.0
 
         started = time.perf_counter()
-        [placeholder] = await fake_slack.wait_for(
-            lambda: fake_slack.in_thread(CHANNEL, event["ts"]), timeout=1.0
+        # A thread shows a loading status; the top level of a DM, which has no thread, a "working" message.
+        status = await fake_slack.wait_for(
+            lambda: fake_slack.statuses.get((CHANNEL, event["ts"])), timeout=1.0
         )
+        [placeholder] = await fake_slack.wait_for(lambda: fake_slack.in_thread(DM, None), timeout=1.0)
         assert time.perf_counter() - started < 1.0
+        assert status.status == texts.STATUS and status.loading_messages
         assert placeholder.text == texts.WORKING
-        assert answers(fake_slack, CHANNEL, event["ts"]) == []  # the answer itself is still on its way
+        assert fake_slack.in_thread(CHANNEL, event["ts"]) == []  # the answer itself is still on its way
     finally:
-        await server.close()  # cancels the answer in flight
+        await server.close()  # cancels the answers in flight
 
 
 async def test_a_429_from_chat_post_message_is_retried_and_delivered(
@@ -415,10 +429,11 @@ async def test_when_the_placeholder_cannot_be_edited_the_answer_is_posted_anew(
 async def test_slack_refusing_every_post_is_logged_and_the_server_keeps_running(
     slack: SlackServer, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
 ):
-    fake_slack.fail_next("chat.postMessage", error="not_in_channel", times=3)
+    # The answer, then the note that Slack refused it: the thread's loading status needs no message.
+    fake_slack.fail_next("chat.postMessage", error="not_in_channel", times=2)
 
     await slack.event(mention("how do I deploy?"))
-    await fake_slack.wait_for(lambda: len(fake_slack.calls_of("chat.postMessage")) >= 3)
+    await fake_slack.wait_for(lambda: len(fake_slack.calls_of("chat.postMessage")) >= 2)
     await settle(slack)
 
     assert "not_in_channel" in caplog.text

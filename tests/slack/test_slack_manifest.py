@@ -1,4 +1,5 @@
-"""manifest/slack.yaml and the app agree: every subscribed event and command is handled, and nothing more."""
+"""manifest/slack.yaml and the app agree: every subscribed event, command and interaction is handled, and nothing
+more; every Web API method the running app calls is granted by the manifest's scopes."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ from typing import Any
 import pytest
 import yaml
 
-from adapters.slack import COMMANDS, EVENT_TYPES, EVENTS_PATH
+from adapters.slack import ACTIONS, COMMANDS, EVENT_TYPES, EVENTS_PATH
 
 from .slack_harness import SlackServer
-from .slack_payloads import ALICE, CHANNEL, DM, envelope, mention, message
+from .slack_payloads import ALICE, CHANNEL, DM, envelope, home_opened, mention, message
 
 MANIFEST = Path(__file__).resolve().parents[2] / "manifest" / "slack.yaml"
 
-# The scope Slack requires before it delivers each event.
-_SCOPE_OF_EVENT = {
+# The scope Slack requires before it delivers each event (None: none).
+_SCOPE_OF_EVENT: dict[str, str | None] = {
     "app_mention": "app_mentions:read",
+    "app_home_opened": None,
     "message.im": "im:history",
     "message.channels": "channels:history",
     "message.groups": "groups:history",
@@ -47,9 +49,15 @@ def test_the_manifest_declares_exactly_the_apps_slash_commands_on_the_events_pat
 
 def test_the_manifest_asks_for_every_scope_its_events_and_replies_need():
     scopes = set(manifest()["oauth_config"]["scopes"]["bot"])
-    needed = {_SCOPE_OF_EVENT[name] for name in bot_events()} | {"chat:write", "commands"}
+    needed = {_SCOPE_OF_EVENT[name] for name in bot_events()} - {None} | {"chat:write", "commands"}
     assert needed <= scopes
     assert {"app_mentions:read", "chat:write", "im:history", "im:read", "im:write", "commands"} <= scopes
+
+
+def test_interactivity_is_on_exactly_when_the_app_has_actions_and_posts_to_the_events_path():
+    interactivity = manifest()["settings"]["interactivity"]
+    assert interactivity["is_enabled"] is bool(ACTIONS)
+    assert interactivity["request_url"].endswith(EVENTS_PATH)
 
 
 def _payload_for(name: str) -> dict[str, Any]:
@@ -57,6 +65,8 @@ def _payload_for(name: str) -> dict[str, Any]:
     kinds |= {"message.groups": ("group", "G0PRIVATE"), "message.mpim": ("mpim", "G0GROUPDM")}
     if name == "app_mention":
         return envelope(mention("hello"))
+    if name == "app_home_opened":
+        return envelope(home_opened())
     channel_type, channel = kinds[name]
     return envelope(message("hello", channel=channel, channel_type=channel_type, user=ALICE))
 
@@ -78,3 +88,14 @@ async def test_the_running_app_answers_the_manifests_slash_command(slack: SlackS
     response = await slack.command(channel=DM, user=ALICE, command=command)
     assert response.status == 200
     assert response.json()["response_type"] == "ephemeral"
+
+
+@pytest.mark.parametrize("action_id", ACTIONS)
+async def test_the_running_app_takes_each_action_its_buttons_send(slack: SlackServer, action_id: str):
+    response = await slack.click(value="up:abc", message_ts="1.2", thread_ts=None, action_id=action_id)
+    assert response.status == 200
+
+
+async def test_an_action_the_app_has_no_button_for_is_not_taken(slack: SlackServer):
+    response = await slack.click(value="up:abc", message_ts="1.2", thread_ts=None, action_id="someone_elses")
+    assert response.status == 404  # the check above can tell taken from not

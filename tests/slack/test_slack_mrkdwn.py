@@ -29,6 +29,8 @@ VPN = Source("2", "VPN", "https://wiki.example.com/pages/2?a=1&b=2")
         ("see https://t.example/a_(b). Then", "see `https://t.example/a_(b`). Then"),  # the sentence's dot
         ("mail ops@t.example or t.example/x", "mail `ops@t.example` or `t.example/x`"),
         ("run setup.py, e.g. v1.2", "run `setup.py`, e.g. v1.2"),  # any dotted name a client could link
+        # A URL glued to a code span ends where the span begins: the span is not lost inside the URL's.
+        ("see https://t.example/a`b` now", "see `https://t.example/a``b` now"),
         ("# Title\n## Sub", "*Title*\n*Sub*"),
         ("- one\n- two\n  - nested", "• one\n• two\n    ◦ nested"),
         ("* star bullet", "• star bullet"),
