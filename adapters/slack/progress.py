@@ -118,16 +118,17 @@ class SlackProgress:
 
     # ---- drafts, at the pump's pace
 
-    async def _show(self, draft: str) -> None:
+    async def _show(self, draft: str) -> bool:
         stream = self._stream
         if stream is not None and not stream.refused:
-            await stream.show(draft)
+            called = await stream.show(draft)
             if not stream.refused:
-                return
+                return called
         # No stream here, or Slack refused one before it began: the draft is posted, then updated.
         if self._edits is None:
             self._edits = _Edits(self._poster, self._placeholder)
         await self._edits.show(draft)
+        return True
 
     def _interval(self) -> float:
         if self._stream is not None and not self._stream.refused:
@@ -154,9 +155,10 @@ class SlackProgress:
 
 
 class _Pump:
-    """Sends the newest draft at its own pace, one call at a time; offer() only records it."""
+    """Sends the newest draft at its own pace, one call at a time; offer() only records it. `send` says whether
+    it called Slack: a draft with nothing new to show yet costs no wait."""
 
-    def __init__(self, send: Callable[[str], Awaitable[None]], interval: Callable[[], float]) -> None:
+    def __init__(self, send: Callable[[str], Awaitable[bool]], interval: Callable[[], float]) -> None:
         self._send = send
         self._interval = interval
         self._latest = ""
@@ -191,11 +193,13 @@ class _Pump:
                 continue
             sent = self._latest
             try:
-                await self._send(sent)
+                called = await self._send(sent)
             except Exception:
                 # A bug must not end the answer: the final reply is still delivered by finish().
                 log.exception("Slack: showing a draft failed")
                 return
+            if not called:
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self._interval())
 
@@ -217,13 +221,14 @@ class _Stream:
         # Slack refused a piece of a stream begun (it ended it, a limit): nothing more goes into it.
         self._broken = False
 
-    async def show(self, draft: str) -> None:
+    async def show(self, draft: str) -> bool:
+        """Sends what of the draft is settled and new; whether Slack was called."""
         rendered = streamed(draft)
         # Over the stream's limit the answer is held, and replaced at the end; a rendering that does not
         # continue what was sent (a construct opened meanwhile) waits for the text to settle further.
         if self._broken or len(rendered) > self._pace.stream_chars or not rendered.startswith(self._sent):
-            return
-        await self._send(rendered[len(self._sent) :])
+            return False
+        return await self._send(rendered[len(self._sent) :])
 
     async def finish(self, reply: Reply) -> bool:
         """Ends the stream with the rest of the reply, its Sources and buttons; False when it cannot be so."""
@@ -262,9 +267,9 @@ class _Stream:
         except SLACK_ERRORS as error:
             self._failed("chat.stopStream", error)
 
-    async def _send(self, text: str) -> None:
+    async def _send(self, text: str) -> bool:
         if not text:
-            return
+            return False
         channel = self._conversation.channel_id
         try:
             if self.ts is None:
@@ -284,8 +289,9 @@ class _Stream:
         except (*SLACK_ERRORS, TypeError) as error:
             self.refused = self.ts is None
             self._failed("chat.appendStream" if self.ts else "chat.startStream", error)
-            return
+            return True
         self._sent += text
+        return True
 
     def _failed(self, method: str, error: BaseException) -> None:
         self._broken = True

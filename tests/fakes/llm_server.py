@@ -127,6 +127,8 @@ class FakeLLM:
         self.cut_stream_after: int | None = None
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
+        # Streamed answers: each request with the moment (time.perf_counter) its first word was sent.
+        self.first_words: list[tuple[dict[str, Any], float]] = []
         self._responder: Responder = responder or default_responder
         self._failures: list[_Failure] = []
         self._lock = threading.Lock()
@@ -383,6 +385,9 @@ def _make_handler(llm: FakeLLM) -> type[BaseHTTPRequestHandler]:
                     llm._stopping.wait(llm.word_interval_s)
                 self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                 self.wfile.flush()
+                if number == 1:
+                    with llm._lock:
+                        llm.first_words.append((body, time.perf_counter()))
             self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
 

@@ -10,12 +10,20 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.slack import EVENTS_PATH, SLACK_BOT_KEY, Pace, SlackBot, add_slack_routes, build_web_client
+from adapters.slack import (
+    EVENTS_PATH,
+    SLACK_BOT_KEY,
+    Pace,
+    SlackBot,
+    add_slack_routes,
+    build_web_client,
+    texts,
+)
 from bot.config import Settings
 from bot.platforms import slack_config
 from rag.ports import Dedupe
 
-from .fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
+from .fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack, Posted
 from .slack_payloads import SIGNING_SECRET, as_json, envelope, feedback_click, sign, slash_command
 
 
@@ -40,6 +48,17 @@ class Answer:
         import json
 
         return json.loads(self.body)
+
+
+def finished(message: Posted) -> bool:
+    """Whether a message of the bot's is done: not the "working" placeholder, a stream still going or a draft
+    still marked as being written."""
+    writing = any(
+        element.get("text") == texts.WRITING
+        for block in message.blocks
+        for element in block.get("elements", [])
+    )
+    return message.text != texts.WORKING and message.stream != "streaming" and not writing
 
 
 async def _healthz(_: web.Request) -> web.Response:

@@ -187,7 +187,7 @@ def feedback_click(
     message: dict[str, Any] = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": message_ts}
     if thread_ts:
         message["thread_ts"] = thread_ts
-    payload = {
+    payload: dict[str, Any] = {
         "type": "block_actions",
         "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
         "api_app_id": APP_ID,

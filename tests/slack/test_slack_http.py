@@ -12,7 +12,7 @@ from rag import texts as core_texts
 
 from .fake_slack import APP_ID, BOT_USER_ID, TEAM_ID, FakeSlack, Posted
 from .fake_slack_assistant import PAGE, FakeAssistant
-from .slack_harness import SlackServer
+from .slack_harness import SlackServer, finished
 from .slack_payloads import (
     ALICE,
     BOB,
@@ -33,15 +33,6 @@ def answers(fake: FakeSlack, channel: str, thread_ts: str | None) -> list[Posted
     """The bot's finished messages in a thread: not the "working" placeholder, a stream still going or a draft
     still marked as being written."""
     return [m for m in fake.in_thread(channel, thread_ts) if finished(m)]
-
-
-def finished(message: Posted) -> bool:
-    writing = any(
-        element.get("text") == texts.WRITING
-        for block in message.blocks
-        for element in block.get("elements", [])
-    )
-    return message.text != texts.WORKING and message.stream != "streaming" and not writing
 
 
 async def wait_answers(
