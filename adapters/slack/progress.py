@@ -23,6 +23,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -220,6 +221,7 @@ class _Stream:
         self.refused = False
         # Slack refused a piece of a stream begun (it ended it, a limit): nothing more goes into it.
         self._broken = False
+        self._stopped = False  # chat.stopStream was called, whatever Slack answered
 
     async def show(self, draft: str) -> bool:
         """Sends what of the draft is settled and new; whether Slack was called."""
@@ -245,34 +247,32 @@ class _Stream:
             rest = ""
             if self.ts is None:
                 return False
+        return await self._stop(self.ts, markdown_text=rest or None, blocks=closing_blocks(reply) or None)
+
+    async def abandon(self) -> None:
+        """Ends a stream begun whose text is about to be replaced (one Slack ended answers so, logged)."""
+        if self.ts is not None and not self._stopped:
+            await self._stop(self.ts)
+
+    async def _stop(self, ts: str, **closing: Any) -> bool:
+        self._stopped = True
         try:
-            await self._client.chat_stopStream(
-                channel=self._conversation.channel_id,
-                ts=self.ts,
-                markdown_text=rest or None,
-                blocks=closing_blocks(reply) or None,
-            )
+            await self._client.chat_stopStream(channel=self._conversation.channel_id, ts=ts, **closing)
         except SLACK_ERRORS as error:
             self._failed("chat.stopStream", error)
             return False
         return True
 
-    async def abandon(self) -> None:
-        """Ends a stream begun whose text is about to be replaced; a stream Slack ended is left as it is."""
-        if self.ts is None or self._broken:
-            return
-        self._broken = True
-        try:
-            await self._client.chat_stopStream(channel=self._conversation.channel_id, ts=self.ts)
-        except SLACK_ERRORS as error:
-            self._failed("chat.stopStream", error)
-
     async def _send(self, text: str) -> bool:
+        """Starts the stream with text, or appends it; whether Slack was called."""
         if not text:
             return False
         channel = self._conversation.channel_id
+        method = "chat.appendStream" if self.ts else "chat.startStream"
         try:
-            if self.ts is None:
+            if self.ts is not None:
+                await self._client.chat_appendStream(channel=channel, ts=self.ts, markdown_text=text)
+            else:
                 response = await self._client.chat_startStream(
                     channel=channel,
                     thread_ts=self._conversation.thread_ts or "",
@@ -281,14 +281,14 @@ class _Stream:
                     markdown_text=text,
                 )
                 ts = response.get("ts")
-                if not isinstance(ts, str):
-                    raise TypeError("chat.startStream answered without a ts")
-                self.ts = ts
-            else:
-                await self._client.chat_appendStream(channel=channel, ts=self.ts, markdown_text=text)
-        except (*SLACK_ERRORS, TypeError) as error:
+                self.ts = ts if isinstance(ts, str) and ts else None
+        except SLACK_ERRORS as error:
             self.refused = self.ts is None
-            self._failed("chat.appendStream" if self.ts else "chat.startStream", error)
+            self._failed(method, error)
+            return True
+        if self.ts is None:  # started, but with no message to append to or replace
+            self.refused = True
+            self._failed(method, ValueError("no ts in the answer"))
             return True
         self._sent += text
         return True
