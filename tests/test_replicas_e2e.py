@@ -18,7 +18,6 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from adapters.slack import texts as slack_texts
 from bot.demo.confluence_fake import ConfluenceFake, RecordedRequest
 from tests.fakes.replicas import (
     ADMIN_TOKEN,
@@ -30,6 +29,7 @@ from tests.fakes.replicas import (
     post_event,
 )
 from tests.slack.fake_slack import FakeSlack, Posted
+from tests.slack.slack_harness import finished
 from tests.slack.slack_payloads import ALICE, BOB, CHANNEL, envelope, mention, message
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -89,8 +89,8 @@ def _abc(cluster: Cluster) -> tuple[Replica, Replica, Replica]:
 
 
 def _answers(slack: FakeSlack, thread_ts: str) -> list[Posted]:
-    """The bot's finished messages in a thread of the channel (the "working" placeholder does not count)."""
-    return [m for m in slack.in_thread(CHANNEL, thread_ts) if m.text != slack_texts.WORKING]
+    """The bot's finished messages in a thread of the channel (a "working" placeholder does not count)."""
+    return [m for m in slack.in_thread(CHANNEL, thread_ts) if finished(m)]
 
 
 async def _wait_answers(slack: FakeSlack, thread_ts: str, count: int = 1) -> list[Posted]:
@@ -164,8 +164,9 @@ async def test_an_event_delivered_to_a_retried_to_b_and_duplicated_to_c_is_answe
 
     [answer] = await _wait_answers(slack, root["ts"])
     assert "VPN Access" in answer.everything
-    await asyncio.sleep(2.0)  # a second answer would have posted its placeholder at once
+    await asyncio.sleep(2.0)  # a second answer would have set the thread's loading status at once
     assert [m.text for m in slack.in_thread(CHANNEL, root["ts"])] == [answer.text], "answered once"
+    assert [thread for _, thread, _ in slack.status_history].count(root["ts"]) == 1, "worked on once"
 
 
 async def test_a_follow_up_without_a_mention_on_another_replica_is_answered(
