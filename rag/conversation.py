@@ -231,7 +231,8 @@ class Conversation:
                     cited[source.page_id] += 1
                     titles[source.page_id] = source.title
         found = tuple(texts.suggestion(titles[page_id]) for page_id, _ in cited.most_common(_MAX_SUGGESTIONS))
-        self._suggested = (loop.time() + _SUGGESTION_TTL_S, found)
+        if found:  # nothing yet: the first answers cited should show at once
+            self._suggested = (loop.time() + _SUGGESTION_TTL_S, found)
         return found[:limit]
 
     async def _log(self, message: IncomingMessage, question: str, reply: Reply, outcome: str) -> Reply:
