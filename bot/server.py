@@ -105,12 +105,20 @@ def _is_admin(request: web.Request, core: Core) -> bool:
     return bool(expected) and hmac.compare_digest(given.encode(), f"Bearer {expected}".encode())
 
 
-async def admin_sync(request: web.Request) -> web.Response:
-    core = request.app[CORE]
+def _refused_admin(request: web.Request, core: Core) -> web.Response | None:
+    """None for the admin; the admin endpoints do not exist without ADMIN_TOKEN (404), and refuse others (401)."""
     if not core.settings.admin_token.get_secret_value():
         raise web.HTTPNotFound()
     if not _is_admin(request, core):
         return web.json_response({"error": "a valid bearer token is required"}, status=401)
+    return None
+
+
+async def admin_sync(request: web.Request) -> web.Response:
+    core = request.app[CORE]
+    refused = _refused_admin(request, core)
+    if refused is not None:
+        return refused
     full = request.query.get("full", "") in ("1", "true", "yes")
     lease = core.lease
     if lease is not None and lease.token() is None:
@@ -122,6 +130,32 @@ async def admin_sync(request: web.Request) -> web.Response:
     if not request.app[RUNNER].trigger(full=full):
         return web.json_response({"started": False, "error": "a sync is already running"}, status=409)
     return web.json_response({"started": True, "full": full}, status=202)
+
+
+async def admin_report(request: web.Request) -> web.Response:
+    """GET /admin/report?since=DAYS&space=KEY: what `wikibot report --json` prints, for this deployment."""
+    from bot.report import LOG_OFF, report_of
+    from rag.question_log import QuestionLogError
+    from rag.report import ReportQuery
+
+    core = request.app[CORE]
+    refused = _refused_admin(request, core)
+    if refused is not None:
+        return refused
+    if core.questions is None:
+        return web.json_response({"error": LOG_OFF}, status=404)
+    since, space = request.query.get("since", "30"), request.query.get("space", "")
+    if not (since.isdigit() and 1 <= int(since) <= 3650):
+        return web.json_response({"error": "since must be a whole number of days from 1 to 3650"}, status=400)
+    if len(space) > 255 or not space.isprintable():
+        return web.json_response({"error": "space must be a space key"}, status=400)
+    query = ReportQuery(days=int(since), space=space.strip())
+    try:
+        report = await asyncio.to_thread(report_of, core.questions, query, lambda: core.embedder)
+    except QuestionLogError as exc:
+        log.error("the gap report failed: %s", exc)
+        return web.json_response({"error": "the question log cannot be read right now"}, status=503)
+    return web.json_response(report)
 
 
 async def _warm_up(core: Core) -> None:
@@ -158,6 +192,7 @@ def build_web_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/admin/sync", admin_sync)
+    app.router.add_get("/admin/report", admin_report)
 
     if settings.slack_enabled:
         from adapters.slack import add_slack_routes
