@@ -203,3 +203,16 @@ async def test_suggestions_are_the_pages_answers_cite_most(core: Core) -> None:
     suggestions = await core.assistant.suggestions(limit=4)
     assert 1 <= len(suggestions) <= 4
     assert all(s.message.startswith("What does the wiki say about") for s in suggestions)
+
+
+async def test_a_click_named_by_its_platform_message_rates_the_answer(core: Core) -> None:
+    assert core.sync().ok
+    reply = await core.assistant.ask(IncomingMessage(session_key="t", text="How do I connect to the VPN?"))
+    await core.assistant.delivered(reply.answer_id, "teams:19:chat:activity-7")
+    click = Feedback("", Rating.UP, user_id="aad-1", platform="teams", message_ref="teams:19:chat:activity-7")
+    assert await core.assistant.feedback(click)
+    assert not await core.assistant.feedback(
+        Feedback("", Rating.UP, user_id="aad-1", platform="teams", message_ref="teams:19:chat:other")
+    )
+    assert core.questions is not None
+    assert core.questions.entries(since=_LONG_AGO)[0].up == 1
