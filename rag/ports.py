@@ -510,3 +510,11 @@ class Telemetry(Protocol):
     def model_fallback(self) -> None:
         """An answer given from passages alone because the chat model failed."""
         ...
+
+    def first_text(self, *, platform: str, seconds: float) -> None:
+        """A streamed answer's first text handed to the channel, seconds after the message arrived."""
+        ...
+
+    def feedback(self, *, platform: str, rating: str) -> None:
+        """A 👍 ("up") or 👎 ("down") recorded on an answer."""
+        ...
