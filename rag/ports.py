@@ -317,6 +317,10 @@ class IndexWriter(IndexReader, Protocol):
 
 
 class ChatModel(Protocol):
+    def warm(self) -> None:
+        """Loads what the first answer would otherwise load on the event loop. Blocking: call it in a thread."""
+        ...
+
     async def complete(self, *, messages: Sequence[dict[str, str]]) -> str: ...
 
     def stream(self, *, messages: Sequence[dict[str, str]]) -> AsyncIterator[str]:

@@ -219,3 +219,46 @@ async def test_a_model_failing_mid_stream_is_a_chat_model_error_without_the_key(
             pieces.append(piece)
     assert 1 <= len(pieces) <= 3
     assert "sk-test-secret-123" not in caplog.text
+
+
+_STALL_PROBE = """
+import asyncio, sys, time
+from rag.llm import LiteLLMChatModel
+
+async def main(api_base: str) -> None:
+    model = LiteLLMChatModel(model="openai/wiki-model", api_base=api_base, api_key="k-123", timeout_s=10, num_retries=0)
+    await asyncio.to_thread(model.warm)
+    stalls = []
+
+    async def tick() -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.005)
+            stalls.append(time.perf_counter() - before)
+
+    ticker = asyncio.create_task(tick())
+    await model.complete(messages=[{"role": "user", "content": "hi"}])
+    async for _ in model.stream(messages=[{"role": "user", "content": "hi"}]):
+        pass
+    ticker.cancel()
+    print(max(stalls))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_after_the_warm_up_a_first_answer_does_not_stall_the_event_loop(fake_llm: FakeLLM) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # A fresh process: in this one, earlier tests have long imported what a first call imports.
+    done = subprocess.run(
+        [sys.executable, "-c", _STALL_PROBE, fake_llm.url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+        check=True,
+    )
+    assert float(done.stdout.strip()) < 0.15, done.stdout

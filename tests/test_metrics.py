@@ -25,6 +25,9 @@ QUESTION = "How do I connect to the VPN from home?"
 class DownModel:
     """A chat model whose provider is down, as rag.llm reports it: every answer falls back to passages."""
 
+    def warm(self) -> None:
+        pass
+
     async def complete(self, *, messages: Sequence[dict[str, str]]) -> str:
         raise ChatModelError("the model provider answered 503")
 
@@ -141,6 +144,9 @@ async def test_two_cores_in_one_process_count_apart(fake: ConfluenceFake, tmp_pa
 
 class StreamingModel:
     """A chat model that writes its answer in pieces, citing the first passage."""
+
+    def warm(self) -> None:
+        pass
 
     async def complete(self, *, messages: Sequence[dict[str, str]]) -> str:
         return "Use the VPN client [1] from home."
