@@ -192,7 +192,8 @@ class Conversation:
         return await self._turn(message.session_key, text, progress), text
 
     async def feedback(self, feedback: Feedback) -> bool:
-        if self._questions is None or not feedback.answer_id:
+        # Teams names the answer only by its message (message_ref, see delivered()).
+        if self._questions is None or not (feedback.answer_id or feedback.message_ref):
             return False
         try:
             return await asyncio.to_thread(self._questions.rate, feedback)
