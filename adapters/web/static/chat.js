@@ -47,16 +47,16 @@ function addMessage(role) {
 
 function feedbackButtons(answerId) {
   const bar = element("div", { className: "feedback" });
-  const choices = [
-    ["up", "👍"],
-    ["down", "👎"],
-  ];
-  for (const [rating, symbol] of choices) {
-    const button = element("button", {
-      text: symbol,
-      className: "quiet",
-      attrs: { type: "button", "aria-label": t(rating), title: t(rating), "aria-pressed": "false", "data-rating": rating },
-    });
+  for (const rating of ["up", "down"]) {
+    const icon = element("img", { attrs: { src: `/web/thumb-${rating}.svg`, alt: "", width: "18", height: "18" } });
+    const button = element(
+      "button",
+      {
+        className: "quiet",
+        attrs: { type: "button", "aria-label": t(rating), title: t(rating), "aria-pressed": "false", "data-rating": rating },
+      },
+      [icon],
+    );
     button.addEventListener("click", async () => {
       const response = await api("/feedback", { method: "POST", body: { answer_id: answerId, rating } });
       if (!response.ok) {

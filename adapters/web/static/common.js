@@ -16,7 +16,7 @@ const STRINGS = {
     collection: "Collection",
     conversation: "Conversation",
     count: "Times",
-    disliked: "Answers rated 👎",
+    disliked: "Answers rated not helpful",
     down: "Not helpful",
     duration: "Duration",
     embeddingModel: "Embedding model",
@@ -45,7 +45,7 @@ const STRINGS = {
     questionLabel: "Your question",
     questions: "Questions",
     rateLimited: "Too many questions at once: try again in {seconds} s.",
-    ratings: "Ratings 👍 / 👎",
+    ratings: "Helpful / not helpful",
     refresh: "Refresh",
     report: "Gap report",
     searching: "Searching the wiki…",
@@ -96,7 +96,7 @@ const STRINGS = {
     collection: "Collection",
     conversation: "Conversation",
     count: "Fois",
-    disliked: "Réponses notées 👎",
+    disliked: "Réponses jugées pas utiles",
     down: "Pas utile",
     duration: "Durée",
     embeddingModel: "Modèle d’embedding",
@@ -125,7 +125,7 @@ const STRINGS = {
     questionLabel: "Votre question",
     questions: "Questions",
     rateLimited: "Trop de questions à la fois : réessayez dans {seconds} s.",
-    ratings: "Avis 👍 / 👎",
+    ratings: "Utiles / pas utiles",
     refresh: "Actualiser",
     report: "Rapport des lacunes",
     searching: "Recherche dans le wiki…",
@@ -284,6 +284,7 @@ function signInForm({ help, onSignedIn }) {
       error.textContent = t("tokenInvalid");
       error.hidden = false;
       input.focus();
+      input.select(); // the next paste replaces the refused token
     }
   });
   return {
