@@ -220,3 +220,21 @@ async def test_a_model_failure_is_a_short_503_not_a_traceback(web: Client, e2e_l
     status, body = await ask(web, ALICE, "failing", QUESTION)
     # The core falls back to the passages when the model fails: still an answer with its sources.
     assert status == 200 and body["sources"] and "boom" not in body["answer"]
+
+
+async def test_a_reader_who_leaves_mid_answer_still_gets_the_turn_recorded(
+    web: Client, web_core: Core, e2e_llm: FakeLLM
+) -> None:
+    e2e_llm.word_interval_s = 0.1
+    response = await web.post(
+        "/query/stream", json={"session_id": "left", "query": QUESTION}, headers=bearer(ALICE)
+    )
+    first = json.loads(await response.content.readline())
+    assert first["event"] == "draft"
+    response.close()  # the tab was closed while the model was still writing
+    async with asyncio.timeout(30):
+        while len(await web_core.assistant.history("web:token:alice:left")) < 2:
+            await asyncio.sleep(0.05)
+    e2e_llm.word_interval_s = 0.0
+    _, follow_up = await ask(web, ALICE, "left", "and on Linux?")
+    assert len(follow_up["history"]) == 4
