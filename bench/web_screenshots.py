@@ -33,7 +33,6 @@ from tests.e2e_core import real_core  # noqa: E402
 from tests.fakes.llm_server import FakeLLM, content_text  # noqa: E402
 from tests.web.browser import start_browser, wait_for  # noqa: E402
 from tests.web.conftest import ADMIN, ALICE, WEB_SETTINGS  # noqa: E402
-from tests.web.report_standin import add_report_standin  # noqa: E402
 
 OUT = ROOT / "docs"
 ASKED = [
@@ -122,7 +121,6 @@ async def main() -> None:
     ):
         seed_questions(core)
         app = build_web_app(core, with_scheduler=False)
-        add_report_standin(app, core)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         base = str(server.make_url("")).rstrip("/")

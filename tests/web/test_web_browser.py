@@ -23,7 +23,6 @@ from bot.server import build_web_app
 from tests.fakes.llm_server import FakeLLM, content_text
 from tests.web.browser import MISSING, executables, start_browser, wait_for
 from tests.web.conftest import ADMIN, ALICE
-from tests.web.report_standin import add_report_standin
 
 pytestmark = pytest.mark.skipif(executables() is None, reason=MISSING)
 
@@ -49,7 +48,6 @@ class Site:
 @pytest.fixture
 async def site(web_core: Core) -> AsyncIterator[Site]:
     app = build_web_app(web_core, with_scheduler=False)
-    add_report_standin(app, web_core)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:

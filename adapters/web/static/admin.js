@@ -225,8 +225,15 @@ async function loadReport() {
     view.reportStatus.textContent = await errorText(response);
     return;
   }
+  const report = await response.json();
+  if (!report.questions) {
+    // A report of nothing asked yet: said in words rather than as a page of zeros.
+    view.report.replaceChildren();
+    view.reportStatus.textContent = t("noReport");
+    return;
+  }
   view.reportStatus.textContent = "";
-  showReport(await response.json());
+  showReport(report);
 }
 
 const signIn = signInForm({ help: "signInHelpAdmin", onSignedIn: () => start() });
