@@ -412,6 +412,10 @@ class Assistant(Protocol):
         """
         ...
 
+    async def history(self, session_key: str) -> list[Turn]:
+        """The session's turns, oldest first, as the next answer will read them."""
+        ...
+
     async def follows(self, session_key: str) -> bool:
         """The bot takes part in this session: a reply in its thread needs no new mention.
 

@@ -20,7 +20,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
@@ -32,7 +32,7 @@ from adapters.web.render import MAX_SOURCES, render_draft, render_reply, source_
 from rag import texts
 from rag.ports import Assistant
 from rag.safe_text import is_web_url
-from rag.types import Feedback, IncomingMessage, Rating, Reply, ReplyKind, Turn
+from rag.types import Feedback, IncomingMessage, Rating, Reply, ReplyKind
 
 _LOG = logging.getLogger(__name__)
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -42,13 +42,6 @@ _DRAFT_INTERVAL_S = 0.1
 NDJSON = "application/x-ndjson"
 
 StartSync = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ChatAssistant(Assistant, Protocol):
-    """The Assistant and the one more thing the web API answers with: a session's history
-    (rag.conversation.Conversation has it; rag.ports.Assistant does not name it yet)."""
-
-    async def history(self, session_key: str) -> list[Turn]: ...
 
 
 class Problem(Exception):
@@ -81,7 +74,7 @@ class _Drafts:
 
 class WebApi:
     def __init__(
-        self, *, config: WebConfig, assistant: ChatAssistant, start_sync: StartSync, limiter: RateLimiter
+        self, *, config: WebConfig, assistant: Assistant, start_sync: StartSync, limiter: RateLimiter
     ) -> None:
         self._config = config
         self._assistant = assistant

@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from adapters.web.api import ChatAssistant, Problem, StartSync, WebApi, harden
+from adapters.web.api import Problem, StartSync, WebApi, harden
 from adapters.web.config import WebConfig
 from adapters.web.limits import RateLimiter
 from adapters.web.pages import ASSET_PREFIX, Pages
+from rag.ports import Assistant
 
 _LOG = logging.getLogger(__name__)
 ANONYMOUS_WARNING = (
@@ -41,7 +42,7 @@ def _answering(handler: Handler) -> Handler:
 
 
 def add_web_routes(
-    app: web.Application, *, config: WebConfig, assistant: ChatAssistant, start_sync: StartSync
+    app: web.Application, *, config: WebConfig, assistant: Assistant, start_sync: StartSync
 ) -> WebApi | None:
     """Mounts /, /admin, /web/* and the JSON API; None (nothing mounted) when no way in is configured.
     `start_sync` is the server's own admin sync, which POST /ingest answers with."""
