@@ -16,11 +16,16 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/wikibot demo
 
-# redis-server (Debian) backs the Redis session-store tests; the tests start and stop it themselves.
+# redis-server (Debian) backs the Redis session-store tests; the tests start and stop it themselves. Debian's
+# chromium and chromium-driver run the web channel's browser tests (headless, driven by Selenium).
 test-servers:
 	@command -v redis-server >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
 	  || echo "note: redis-server is not installed; the Redis session-store tests will be skipped"; }
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  || echo "note: chromium or chromedriver is not installed; the web channel's browser tests will be skipped"; }
 
 lint: install
 	$(BIN)/ruff format --check $(CODE) tests bench

@@ -10,12 +10,15 @@ Sources', built from the reply's own sources.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import TextIO
 
 from rich.console import Console, Group, RenderableType
+from rich.live import Live
 from rich.markdown import Markdown
 from rich.padding import Padding
 from rich.style import Style
@@ -60,7 +63,7 @@ class Screen:
         self._out = out
         self.styled = out.isatty() if styled is None else styled
         # markup, emoji codes and highlighting off: nothing in a reply is read as rich's own syntax.
-        self._console = Console(
+        self.console = Console(
             file=out, force_terminal=self.styled, width=width, markup=False, emoji=False, highlight=False
         )
 
@@ -76,7 +79,16 @@ class Screen:
         if reply.sources:
             parts += [Text(""), Text("Sources:", style="bold")]
             parts += [_styled_source(n, s) for n, s in enumerate(reply.sources, start=1)]
-        self._console.print(Group(*parts))
+        self.console.print(Group(*parts))
+
+    @contextlib.contextmanager
+    def streaming(self) -> Iterator[_Stream]:
+        """The answer as the model writes it: re-rendered in place on a terminal, appended when piped."""
+        stream = _Stream(self)
+        try:
+            yield stream
+        finally:
+            stream.stop()
 
     def passages(self, hits: Sequence[Hit]) -> None:
         if not self.styled:
@@ -88,7 +100,51 @@ class Screen:
                 if section:
                     parts.append(Padding(Text(f"§ {clean(section)}", style="italic"), (0, 0, 0, 4)))
                 parts.append(Padding(_markdown(body), (0, 0, 0, 4)))
-            self._console.print(Group(*parts), "")
+            self.console.print(Group(*parts), "")
+
+
+class _Stream:
+    """rag.ports.Progress for the terminal. Styled, a rich Live region shows the draft rendered, at most a few
+    times a second, and gives way to the final reply; piped, each draft's new text is written as it comes and
+    the final reply only adds what is missing (or starts over on a line of its own when it replaced the draft)."""
+
+    def __init__(self, screen: Screen) -> None:
+        self._screen = screen
+        self._shown = ""
+        self._live: Live | None = None
+
+    async def working(self) -> None:
+        pass
+
+    async def draft(self, text: str) -> None:
+        screen = self._screen
+        if not screen.styled:
+            screen.write(clean(text[len(self._shown) :]) if text.startswith(self._shown) else "")
+        else:
+            if self._live is None:
+                self._live = Live(console=screen.console, refresh_per_second=8, transient=True)
+                self._live.start()
+            self._live.update(_markdown(text))
+        self._shown = text
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def finish(self, reply: Reply) -> None:
+        self.stop()
+        screen = self._screen
+        if screen.styled or not self._shown:
+            screen.reply(reply)
+            return
+        if reply.text.startswith(self._shown):
+            screen.write(clean(reply.text[len(self._shown) :]) + "\n")
+            if reply.sources:
+                screen.write("\n" + render(replace(reply, text="")).lstrip("\n") + "\n")
+            return
+        screen.write("\n\n")
+        screen.reply(reply)
 
 
 def _by_page(hits: Sequence[Hit]) -> list[tuple[str, str, list[tuple[str, str]]]]:
@@ -177,6 +233,9 @@ async def chat(
             continue
         if text.lower() in _QUIT:
             return
-        reply = await assistant.ask(IncomingMessage(session_key=session_key, text=text, platform="terminal"))
-        screen.reply(reply)
+        with screen.streaming() as stream:
+            reply = await assistant.ask(
+                IncomingMessage(session_key=session_key, text=text, platform="terminal"), progress=stream
+            )
+        stream.finish(reply)
         screen.write("\n")

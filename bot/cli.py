@@ -50,6 +50,13 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def _days(value: str) -> int:
+    days = int(value) if value.strip().isdigit() else 0
+    if not 1 <= days <= 3650:
+        raise argparse.ArgumentTypeError("must be a whole number of days from 1 to 3650")
+    return days
+
+
 def _port(value: str) -> int:
     port = int(value) if value.strip().isdigit() else 0
     if not 1 <= port <= 65535:
@@ -119,6 +126,13 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("status", "what the index holds and how the last syncs went")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
+
+    p = command("report", "the gap report: unanswered questions, disliked answers, most cited pages")
+    p.add_argument(
+        "--since", metavar="DAYS", type=_days, default=30, help="the last DAYS days, 1-3650 (default: 30)"
+    )
+    p.add_argument("--space", metavar="KEY", default="", help="only this space (default: every space)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     p = command("serve", "run the Slack/Teams web server and the sync scheduler")
     p.add_argument(
@@ -404,6 +418,17 @@ def cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from bot.report import gap_report, write_report
+
+    report = gap_report(settings, days=args.since, space=args.space)
+    if args.json:
+        _dump(report, out)
+    else:
+        write_report(report, out)
+    return EXIT_OK
+
+
 def cmd_prepare(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """What a replica would otherwise do at its first start: the int8 export (tens of seconds), the reranker
     and language models. Run at image build time, or once into a shared EMBED_CACHE_DIR."""
@@ -523,6 +548,8 @@ def main(argv: list[str] | None = None, *, stdin: TextIO | None = None, stdout: 
             return serve(settings, host=args.host, port=args.port)
         if args.command == "prepare":
             return cmd_prepare(args, settings, out)
+        if args.command == "report":
+            return cmd_report(args, settings, out)
         if args.command == "teams-package":
             return cmd_teams_package(args, settings, out)
     except SettingsError as exc:

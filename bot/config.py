@@ -1,13 +1,15 @@
 """Typed settings, loaded once at the edge (CLI or server) and passed in explicitly.
 
 The one place settings are checked: value ranges and formats when they are loaded, and what each use
-needs (`require_confluence`, `require_slack`, `require_teams`) when that use starts. The adapters get
+needs (`require_confluence`, `require_slack`, `require_teams`, `require_web`) when that use starts. The adapters get
 small frozen configs built from checked settings (bot/platforms.py) and check nothing themselves.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -16,6 +18,11 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
+# A web token's name is for the logs and the session namespace; the token is a secret someone types or pastes.
+_WEB_TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_WEB_TOKEN_MIN_CHARS = 16
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 _PLACEHOLDERS = {"changeme", "change-me", "xxx", "your-token", "your-secret", "todo", "placeholder"}
 
 
@@ -130,6 +137,21 @@ class Settings(BaseSettings):
     teams_privacy_url: str = ""
     teams_terms_url: str = ""
 
+    # Web channel (the chat page at /, the admin view at /admin, the JSON API): off unless one way in is set.
+    # WEB_TOKENS: comma-separated bearer tokens, each optionally named for the logs ("alice:tok1,tok2").
+    web_tokens: SecretStr = SecretStr("")
+    # CIDRs whose requests may name the user in web_user_header (an authenticating reverse proxy).
+    web_trusted_proxies: str = ""
+    web_user_header: str = "X-Forwarded-User"
+    web_groups_header: str = "X-Forwarded-Groups"
+    # A group in web_groups_header that makes the user an admin; empty: admin only with ADMIN_TOKEN.
+    web_admin_group: str = ""
+    # No credentials at all, from loopback only, and only when serve binds a loopback address.
+    web_allow_anonymous: bool = False
+    # Per user: questions (and resets, ratings) per minute on average, and how many may come at once.
+    web_rate_limit_per_minute: float = Field(default=12, gt=0, le=6000)
+    web_rate_limit_burst: int = Field(default=6, ge=1, le=1000)
+
     @field_validator("confluence_url", "litellm_api_base", "slack_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -159,10 +181,34 @@ class Settings(BaseSettings):
             raise ValueError("is a placeholder: set the real secret or leave it empty")
         return value
 
+    @field_validator("web_tokens")
+    @classmethod
+    def _web_tokens(cls, value: SecretStr) -> SecretStr:
+        parse_web_tokens(value.get_secret_value())  # raises ValueError saying what is wrong
+        return value
+
+    @field_validator("web_trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        parse_networks(value)
+        return value.strip()
+
+    @field_validator("web_user_header", "web_groups_header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        if not _HEADER_NAME.match(value.strip()):
+            raise ValueError("must be an HTTP header name (letters, digits and dashes)")
+        return value.strip()
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError("CHUNK_OVERLAP must be smaller than CHUNK_SIZE")
+        admin = self.admin_token.get_secret_value()
+        if admin and admin in (token for _, token in self.web_token_list):
+            raise ValueError("WEB_TOKENS: one of the tokens is ADMIN_TOKEN; give users tokens of their own")
+        if self.web_user_header.lower() == self.web_groups_header.lower():
+            raise ValueError("WEB_GROUPS_HEADER must differ from WEB_USER_HEADER")
         return self
 
     # Derived values: computed, never stored twice.
@@ -196,6 +242,19 @@ class Settings(BaseSettings):
         return self.data_dir / "lexical"
 
     @property
+    def web_token_list(self) -> tuple[tuple[str, str], ...]:
+        """(name, token) pairs; the name is "" for a token given without one."""
+        return parse_web_tokens(self.web_tokens.get_secret_value())
+
+    @property
+    def web_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return parse_networks(self.web_trusted_proxies)
+
+    @property
+    def web_enabled(self) -> bool:
+        return bool(self.web_token_list or self.web_proxy_networks or self.web_allow_anonymous)
+
+    @property
     def fallback_models(self) -> tuple[str, ...]:
         return tuple(m.strip() for m in self.litellm_fallbacks.split(",") if m.strip())
 
@@ -215,6 +274,8 @@ class Settings(BaseSettings):
         password = urlsplit(self.redis_url.get_secret_value()).password
         if password:
             values.append(unquote(password))
+        # Each web token on its own: a log line would hold one of them, never the whole list.
+        values.extend(token for _, token in self.web_token_list)
         return tuple(values)
 
     @property
@@ -287,6 +348,65 @@ class Settings(BaseSettings):
             raise SettingsError(
                 f"MICROSOFT_APP_TENANT_ID is not set: a {app_type} bot needs the id of its Microsoft Entra tenant"
             )
+
+    def require_web(self, *, host: str) -> None:
+        """Refuses an anonymous web channel that anyone but this machine could reach."""
+        if self.web_allow_anonymous and not is_loopback_host(host):
+            raise SettingsError(
+                f"WEB_ALLOW_ANONYMOUS=true serves questions without any credentials: it needs a loopback "
+                f"--host (127.0.0.1, ::1 or localhost), not {host}; set WEB_TOKENS or WEB_TRUSTED_PROXIES "
+                "to serve others"
+            )
+
+
+def parse_web_tokens(value: str) -> tuple[tuple[str, str], ...]:
+    """ "alice:tok1,tok2" → (("alice", "tok1"), ("", "tok2")); ValueError says which entry is wrong, never
+    showing a token. The name is what precedes the first colon."""
+    entries: list[tuple[str, str]] = []
+    for number, entry in enumerate((e.strip() for e in value.split(",")), start=1):
+        if not entry:
+            continue
+        named = ":" in entry
+        name, token = (part.strip() for part in entry.split(":", 1)) if named else ("", entry)
+        if named and not _WEB_TOKEN_NAME.match(name):
+            raise ValueError(
+                f"entry {number}: a name is 1-64 letters, digits, '.', '_', '@' or '-' before the colon"
+            )
+        if len(token) < _WEB_TOKEN_MIN_CHARS or any(c.isspace() for c in token):
+            raise ValueError(
+                f"entry {number}: a token is at least {_WEB_TOKEN_MIN_CHARS} characters without spaces "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(24))' makes one)"
+            )
+        if token.lower() in _PLACEHOLDERS:
+            raise ValueError(f"entry {number} is a placeholder: set a real token")
+        if token in (t for _, t in entries):
+            raise ValueError(f"entry {number} repeats a token given before")
+        entries.append((name, token))
+    return tuple(entries)
+
+
+def parse_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """ "10.0.0.0/8, ::1" → networks (a bare address is a /32 or /128); ValueError names the bad one."""
+    networks = []
+    for item in (i.strip() for i in value.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or a CIDR such as 10.0.0.0/8") from None
+    return tuple(networks)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a bind address reaches only this machine (127.0.0.0/8, ::1, localhost)."""
+    host = host.strip().strip("[]")
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(**overrides: object) -> Settings:

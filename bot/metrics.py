@@ -62,6 +62,19 @@ class Metrics:
             "Answers given from passages alone because the chat model failed.",
             registry=registry,
         )
+        self._first_text_seconds = Histogram(
+            "wikibot_first_text_seconds",
+            "Time from a message's receipt to the first text of its streamed answer shown, by platform.",
+            ["platform"],
+            buckets=_ANSWER_BUCKETS,
+            registry=registry,
+        )
+        self._feedback = Counter(
+            "wikibot_feedback",
+            "Ratings recorded on answers, by platform and rating (up, down).",
+            ["platform", "rating"],
+            registry=registry,
+        )
         self._sync_runs = Counter(
             "wikibot_sync_runs",
             "Sync runs, by outcome (ok, failed, busy: another process was syncing, error: a bug or settings).",
@@ -100,6 +113,12 @@ class Metrics:
 
     def model_fallback(self) -> None:
         self._model_fallbacks.inc()
+
+    def first_text(self, *, platform: str, seconds: float) -> None:
+        self._first_text_seconds.labels(platform=platform).observe(seconds)
+
+    def feedback(self, *, platform: str, rating: str) -> None:
+        self._feedback.labels(platform=platform, rating=rating).inc()
 
     # ---- syncs
 

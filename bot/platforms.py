@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from adapters.slack.config import SlackConfig
 from adapters.teams.config import TeamsConfig
+from adapters.web.config import RateLimit, WebConfig, WebToken
 from bot.config import Settings
 
 
@@ -31,4 +32,23 @@ def teams_config(settings: Settings) -> TeamsConfig:
         app_type=settings.microsoft_app_type,
         tenant_id=settings.microsoft_app_tenant_id.strip(),
         allow_anonymous=settings.teams_allow_anonymous,
+    )
+
+
+def web_config(settings: Settings) -> WebConfig:
+    """The web channel's config (off when no way in is set); its settings were checked when loaded, and
+    `require_web` checks the bind address at serve."""
+    admin = settings.admin_token.get_secret_value()
+    return WebConfig(
+        tokens=tuple(WebToken.of(name, token) for name, token in settings.web_token_list),
+        admin_token=WebToken.of("admin", admin) if admin else None,
+        trusted_proxies=settings.web_proxy_networks,
+        user_header=settings.web_user_header,
+        groups_header=settings.web_groups_header,
+        admin_group=settings.web_admin_group.strip(),
+        allow_anonymous=settings.web_allow_anonymous,
+        rate_limit=RateLimit(
+            per_minute=settings.web_rate_limit_per_minute, burst=settings.web_rate_limit_burst
+        ),
+        max_question_chars=settings.max_question_chars,
     )

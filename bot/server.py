@@ -1,4 +1,5 @@
-"""The web server: Slack at /slack/events, Teams at /api/messages, /healthz, /readyz, /metrics and /admin/sync."""
+"""The web server: Slack at /slack/events, Teams at /api/messages, the web channel at / (chat) and /admin,
+/healthz, /readyz, /metrics, /admin/sync and /admin/status."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import hmac
 import logging
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 CORE: web.AppKey[Core] = web.AppKey("core", Core)
 RUNNER: web.AppKey[SyncRunner] = web.AppKey("runner", SyncRunner)
+PROXY_ADMIN: web.AppKey[Callable[[web.Request], bool]] = web.AppKey("proxy_admin")
 
 
 def _health(core: Core) -> tuple[dict[str, Any], Readiness]:
@@ -102,15 +105,56 @@ class AccessLogger(AbstractAccessLogger):
 def _is_admin(request: web.Request, core: Core) -> bool:
     expected = core.settings.admin_token.get_secret_value()
     given = request.headers.get("Authorization", "")
-    return bool(expected) and hmac.compare_digest(given.encode(), f"Bearer {expected}".encode())
+    if expected and hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+        return True
+    # The web channel's trusted proxy may vouch for an admin too (WEB_ADMIN_GROUP).
+    proxy_admin = request.app.get(PROXY_ADMIN)
+    return proxy_admin is not None and proxy_admin(request)
+
+
+def _admin_on(app: web.Application, core: Core) -> bool:
+    return bool(core.settings.admin_token.get_secret_value()) or PROXY_ADMIN in app
+
+
+def _refused_admin(request: web.Request, core: Core) -> web.Response | None:
+    """None for the admin; the admin endpoints do not exist without an admin (ADMIN_TOKEN, or the web channel's
+    proxy admin group) (404), and refuse others (401)."""
+    if not _admin_on(request.app, core):
+        raise web.HTTPNotFound()
+    if not _is_admin(request, core):
+        return web.json_response({"error": "a valid bearer token is required"}, status=401)
+    return None
 
 
 async def admin_sync(request: web.Request) -> web.Response:
     core = request.app[CORE]
-    if not core.settings.admin_token.get_secret_value():
-        raise web.HTTPNotFound()
-    if not _is_admin(request, core):
-        return web.json_response({"error": "a valid bearer token is required"}, status=401)
+    refused = _refused_admin(request, core)
+    if refused is not None:
+        return refused
+    return await start_sync(request)
+
+
+async def admin_status(request: web.Request) -> web.Response:
+    """What `wikibot status --json` prints, with the recent syncs (durations, errors) and whether one runs:
+    the admin view's index panel."""
+    core = request.app[CORE]
+    refused = _refused_admin(request, core)
+    if refused is not None:
+        return refused
+
+    def read() -> dict[str, Any]:
+        return {**status_dict(core.settings, core.kb), "recent_syncs": core.kb.recent_syncs(10)}
+
+    info = await asyncio.to_thread(read)
+    info["chat_model"] = core.settings.litellm_model or None
+    info["sync_running"] = request.app[RUNNER].running
+    return web.json_response(info)
+
+
+async def start_sync(request: web.Request) -> web.Response:
+    """The sync an admin asked for (POST /admin/sync, and the web channel's POST /ingest, which checks its
+    own credentials): 202 when started or queued for the writer replica, 409 while one runs."""
+    core = request.app[CORE]
     full = request.query.get("full", "") in ("1", "true", "yes")
     lease = core.lease
     if lease is not None and lease.token() is None:
@@ -122,6 +166,32 @@ async def admin_sync(request: web.Request) -> web.Response:
     if not request.app[RUNNER].trigger(full=full):
         return web.json_response({"started": False, "error": "a sync is already running"}, status=409)
     return web.json_response({"started": True, "full": full}, status=202)
+
+
+async def admin_report(request: web.Request) -> web.Response:
+    """GET /admin/report?since=DAYS&space=KEY: what `wikibot report --json` prints, for this deployment."""
+    from bot.report import LOG_OFF, report_of
+    from rag.question_log import QuestionLogError
+    from rag.report import ReportQuery
+
+    core = request.app[CORE]
+    refused = _refused_admin(request, core)
+    if refused is not None:
+        return refused
+    if core.questions is None:
+        return web.json_response({"error": LOG_OFF}, status=404)
+    since, space = request.query.get("since", "30"), request.query.get("space", "")
+    if not (since.isdigit() and 1 <= int(since) <= 3650):
+        return web.json_response({"error": "since must be a whole number of days from 1 to 3650"}, status=400)
+    if len(space) > 255 or not space.isprintable():
+        return web.json_response({"error": "space must be a space key"}, status=400)
+    query = ReportQuery(days=int(since), space=space.strip())
+    try:
+        report = await asyncio.to_thread(report_of, core.questions, query, lambda: core.embedder)
+    except QuestionLogError as exc:
+        log.error("the gap report failed: %s", exc)
+        return web.json_response({"error": "the question log cannot be read right now"}, status=503)
+    return web.json_response(report)
 
 
 async def _warm_up(core: Core) -> None:
@@ -158,6 +228,8 @@ def build_web_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/admin/sync", admin_sync)
+    app.router.add_get("/admin/report", admin_report)
+    app.router.add_get("/admin/status", admin_status)
 
     if settings.slack_enabled:
         from adapters.slack import add_slack_routes
@@ -170,6 +242,15 @@ def build_web_app(
         from bot.platforms import teams_config
 
         add_teams_routes(app, config=teams_config(settings), assistant=core.assistant, dedupe=core.chat_state)
+    from adapters.web import add_web_routes
+    from bot.platforms import web_config
+
+    # Logs one line when it is off; when on, its trusted proxy's admin group counts for /admin/* too.
+    channel = add_web_routes(
+        app, config=web_config(settings), assistant=core.assistant, start_sync=start_sync
+    )
+    if channel is not None:
+        app[PROXY_ADMIN] = channel.is_admin
 
     async def start_scheduler(app: web.Application) -> None:
         # Load the models now, off the loop, rather than on the first user's question.
@@ -218,13 +299,15 @@ def startup_line(settings: Settings, sock: socket.socket) -> str:
         "/healthz",
         "admin /admin/sync on" if admin else "admin off",
     ]
+    if settings.web_enabled:
+        served.insert(2, "web chat / and /admin")
     return f"listening on http://{address}:{port}: {', '.join(served)}"
 
 
 def startup_warnings(settings: Settings) -> list[str]:
     """What an operator may not have meant; each says what is (and is not) served."""
     warnings = []
-    if not (settings.slack_enabled or settings.teams_enabled):
+    if not (settings.slack_enabled or settings.teams_enabled or settings.web_enabled):
         admin = bool(settings.admin_token.get_secret_value())
         warnings.append(
             "neither Slack nor Teams is configured: serving only /healthz"
@@ -248,10 +331,11 @@ def _listen(host: str, port: int) -> socket.socket:
         ) from None
 
 
-def _startup_checks(settings: Settings) -> None:
+def _startup_checks(settings: Settings, *, host: str) -> None:
     """What would otherwise fail after the server listens, checked while a failure is still one line."""
     from bot.platforms import slack_config, teams_config
 
+    settings.require_web(host=host)
     if settings.slack_enabled:
         slack_config(settings)
     if settings.teams_enabled:
@@ -261,7 +345,7 @@ def _startup_checks(settings: Settings) -> None:
 def serve(settings: Settings, *, host: str, port: int) -> int:
     """Runs until stopped. Every start-up problem we can name raises SettingsError (one line, exit 2) before
     the port answers: a server that listens is one that can answer."""
-    _startup_checks(settings)
+    _startup_checks(settings, host=host)
     try:
         lock = server_lock(settings.data_dir)
     except OSError as exc:

@@ -130,6 +130,24 @@ class LocalSessionGate:
         return session
 
 
+class _TimedProgress:
+    """A channel's Progress, telling telemetry when the first streamed text went out."""
+
+    def __init__(self, inner: Progress, started: float, first_text: Callable[..., None]) -> None:
+        self._inner = inner
+        self._started = started
+        self._first_text: Callable[..., None] | None = first_text
+
+    async def working(self) -> None:
+        await self._inner.working()
+
+    async def draft(self, text: str) -> None:
+        if self._first_text is not None:
+            self._first_text(seconds=time.perf_counter() - self._started)
+            self._first_text = None
+        await self._inner.draft(text)
+
+
 class Conversation:
     """Implements rag.ports.Assistant over an Answerer and a SessionStore.
 
@@ -165,6 +183,10 @@ class Conversation:
 
     async def ask(self, message: IncomingMessage, *, progress: Progress | None = None) -> Reply:
         started = time.perf_counter()
+        if progress is not None:
+            progress = _TimedProgress(
+                progress, started, partial(self._telemetry.first_text, platform=message.platform)
+            )
         reply, question = await self._handle(message, progress)
         outcome = outcome_of(reply, timed_out=reply is _TIMED_OUT)
         self._telemetry.question(
@@ -192,13 +214,17 @@ class Conversation:
         return await self._turn(message.session_key, text, progress), text
 
     async def feedback(self, feedback: Feedback) -> bool:
-        if self._questions is None or not feedback.answer_id:
+        # Teams names the answer only by its message (message_ref, see delivered()).
+        if self._questions is None or not (feedback.answer_id or feedback.message_ref):
             return False
         try:
-            return await asyncio.to_thread(self._questions.rate, feedback)
+            recorded = await asyncio.to_thread(self._questions.rate, feedback)
         except Exception as exc:
             log.error("cannot record feedback: %s", exc)
             return False
+        if recorded:
+            self._telemetry.feedback(platform=feedback.platform, rating=feedback.rating.value)
+        return recorded
 
     async def delivered(self, answer_id: str, message_ref: str) -> None:
         if self._questions is None or not answer_id or not message_ref:
@@ -231,7 +257,8 @@ class Conversation:
                     cited[source.page_id] += 1
                     titles[source.page_id] = source.title
         found = tuple(texts.suggestion(titles[page_id]) for page_id, _ in cited.most_common(_MAX_SUGGESTIONS))
-        self._suggested = (loop.time() + _SUGGESTION_TTL_S, found)
+        if found:  # nothing yet: the first answers cited should show at once
+            self._suggested = (loop.time() + _SUGGESTION_TTL_S, found)
         return found[:limit]
 
     async def _log(self, message: IncomingMessage, question: str, reply: Reply, outcome: str) -> Reply:

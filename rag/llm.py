@@ -8,6 +8,7 @@ Model strings are LiteLLM's: "openai/gpt-4o-mini", "azure/<deployment>", "mistra
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -142,6 +143,31 @@ class LiteLLMChatModel:
         if self._fallbacks:
             kwargs["fallbacks"] = list(self._fallbacks)
         return kwargs
+
+    def warm(self) -> None:
+        """Runs one answer and one streamed answer through LiteLLM with a canned reply (no request leaves the
+        process), in a loop of this thread's own: LiteLLM and the OpenAI client import most of themselves, and
+        tiktoken loads its encodings, on the first call, which would otherwise stall the event loop for about
+        half a second on the first question (measured: 0.38 s for the first answer, 0.21 s for the first stream).
+        """
+
+        async def canned() -> None:
+            kwargs = {**self._request_kwargs(), "fallbacks": None, "num_retries": 0}
+            messages = [{"role": "user", "content": "warm-up"}]
+            await self._litellm.acompletion(messages=messages, mock_response="ok", **kwargs)
+            stream = await self._litellm.acompletion(
+                messages=messages, mock_response="ok", stream=True, **kwargs
+            )
+            async for _ in stream:
+                pass
+
+        try:
+            asyncio.run(canned())
+            # What the real request path imports beyond a canned reply: the client's resources, the encodings.
+            importlib.import_module("openai.resources.chat.completions.completions")
+            importlib.import_module("litellm.litellm_core_utils.default_encoding")
+        except Exception as exc:  # a warm-up is an optimisation: the first question pays instead
+            log.warning("warming up the language model client failed: %s", type(exc).__name__)
 
     async def complete(self, *, messages: Sequence[dict[str, str]]) -> str:
         if not messages:

@@ -12,6 +12,16 @@ from __future__ import annotations
 import re
 
 _FENCE_OPEN = re.compile(r"[ \t]*(`{3,}|~{3,})")
+# The line-level blocks every channel renders: "# Heading", "- item" (indent, text), "1. item" (indent, number,
+# text), "> quote" and a "---" rule.
+HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+BULLET = re.compile(r"^(\s*)[-*+]\s+(.*)$")
+NUMBERED = re.compile(r"^(\s*)(\d{1,3})[.)]\s+(.*)$")
+QUOTE = re.compile(r"^\s{0,3}>\s?(.*)$")
+RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
+# Emphasis within a line: "**bold**" or "__bold__" (the text is group 2), "~~struck~~" (group 1).
+BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
 
 # A citation names passages 1..999: one "[2]", a list "[1, 3]" or a range "[1-3]" (any dash).
 _NUMBER = r"[1-9]\d{0,2}"

@@ -317,6 +317,10 @@ class IndexWriter(IndexReader, Protocol):
 
 
 class ChatModel(Protocol):
+    def warm(self) -> None:
+        """Loads what the first answer would otherwise load on the event loop. Blocking: call it in a thread."""
+        ...
+
     async def complete(self, *, messages: Sequence[dict[str, str]]) -> str: ...
 
     def stream(self, *, messages: Sequence[dict[str, str]]) -> AsyncIterator[str]:
@@ -406,6 +410,10 @@ class Assistant(Protocol):
         Never raises for bad input or a failure on our side: returns a Reply saying why, within the
         configured timeouts.
         """
+        ...
+
+    async def history(self, session_key: str) -> list[Turn]:
+        """The session's turns, oldest first, as the next answer will read them."""
         ...
 
     async def follows(self, session_key: str) -> bool:
@@ -509,4 +517,12 @@ class Telemetry(Protocol):
 
     def model_fallback(self) -> None:
         """An answer given from passages alone because the chat model failed."""
+        ...
+
+    def first_text(self, *, platform: str, seconds: float) -> None:
+        """A streamed answer's first text handed to the channel, seconds after the message arrived."""
+        ...
+
+    def feedback(self, *, platform: str, rating: str) -> None:
+        """A 👍 ("up") or 👎 ("down") recorded on an answer."""
         ...

@@ -57,6 +57,8 @@ class WikiAssistant:
 
     def warm(self) -> None:
         self._language.warm()
+        if self._model is not None:
+            self._model.warm()
 
     async def answer(
         self, question: str, history: Sequence[Turn], *, progress: Progress | None = None

@@ -41,3 +41,9 @@ class NoTelemetry:
 
     def model_fallback(self) -> None:
         pass
+
+    def first_text(self, *, platform: str, seconds: float) -> None:
+        pass
+
+    def feedback(self, *, platform: str, rating: str) -> None:
+        pass

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,8 +34,11 @@ PRINTER_BODY = (
 
 
 @contextmanager
-def real_core(data_dir: Path, llm: FakeLLM, *, pages: Sequence[WikiPage] = ()) -> Iterator[Core]:
-    """A core whose only fakes are the remote services (and a fast hashing embedder); `pages` join the wiki."""
+def real_core(
+    data_dir: Path, llm: FakeLLM, *, pages: Sequence[WikiPage] = (), **settings: Any
+) -> Iterator[Core]:
+    """A core whose only fakes are the remote services (and a fast hashing embedder); `pages` join the wiki,
+    `settings` are set on top of the test's own."""
     with ConfluenceFake(username=USER, password=PASSWORD) as wiki:
         wiki.add_page(page_id=PRINTER_PAGE, title="Printer setup", body=PRINTER_BODY)
         for page in pages:
@@ -42,7 +46,9 @@ def real_core(data_dir: Path, llm: FakeLLM, *, pages: Sequence[WikiPage] = ()) -
         model = LiteLLMChatModel(
             model="openai/wiki-test", api_base=llm.url, api_key="k", timeout_s=30, num_retries=0
         )
-        core = make_core(settings_for(wiki, data_dir), embedder=HashingEmbedder(), chat_model=model)
+        core = make_core(
+            settings_for(wiki, data_dir, **settings), embedder=HashingEmbedder(), chat_model=model
+        )
         try:
             assert core.sync().ok
             yield core

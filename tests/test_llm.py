@@ -175,3 +175,90 @@ def test_fake_condenses_follow_ups_for_the_standalone_prompt(fake_llm: FakeLLM) 
     streamed = httpx.post(fake_llm.url.removesuffix("/v1") + "/chat/completions", json=plain, timeout=5)
     assert streamed.headers["content-type"] == "text/event-stream"
     assert streamed.text.rstrip().endswith("data: [DONE]")
+
+
+async def _streamed(model: LiteLLMChatModel) -> list[str]:
+    return [piece async for piece in model.stream(messages=QUESTION)]
+
+
+async def test_a_streamed_answer_arrives_in_pieces_that_make_the_whole(fake_llm: FakeLLM) -> None:
+    pieces = await _streamed(make_model(fake_llm))
+
+    assert len(pieces) > 3
+    assert "".join(pieces) == "According to the wiki, Holidays: 25 days a year [1]."
+    assert fake_llm.last_request["stream"] is True
+
+
+async def test_a_stream_falls_back_when_the_primary_fails_before_its_first_piece(fake_llm: FakeLLM) -> None:
+    fake_llm.fail(503, times=100, model="primary")
+    model = make_model(fake_llm, model="openai/primary", fallbacks=["openai/backup"], num_retries=0)
+
+    assert "".join(await _streamed(model)).endswith("[1].")
+    assert fake_llm.models_seen[-1] == "backup"
+
+
+async def test_a_stream_that_stalls_times_out_within_the_whole_answer_deadline(fake_llm: FakeLLM) -> None:
+    fake_llm.word_interval_s = 5
+    model = make_model(fake_llm, timeout_s=0.8)
+
+    started = time.monotonic()
+    pieces: list[str] = []
+    with pytest.raises(ChatModelError, match=r"did not answer within 0\.8 s"):
+        async for piece in model.stream(messages=QUESTION):
+            pieces.append(piece)
+    assert pieces and time.monotonic() - started < 2.5
+
+
+async def test_a_model_failing_mid_stream_is_a_chat_model_error_without_the_key(
+    fake_llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_llm.cut_stream_after = 3
+    pieces: list[str] = []
+    with pytest.raises(ChatModelError), caplog.at_level(logging.WARNING):
+        async for piece in make_model(fake_llm).stream(messages=QUESTION):
+            pieces.append(piece)
+    assert 1 <= len(pieces) <= 3
+    assert "sk-test-secret-123" not in caplog.text
+
+
+_STALL_PROBE = """
+import asyncio, sys, time
+from rag.llm import LiteLLMChatModel
+
+async def main(api_base: str) -> None:
+    model = LiteLLMChatModel(model="openai/wiki-model", api_base=api_base, api_key="k-123", timeout_s=10, num_retries=0)
+    await asyncio.to_thread(model.warm)
+    stalls = []
+
+    async def tick() -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.005)
+            stalls.append(time.perf_counter() - before)
+
+    ticker = asyncio.create_task(tick())
+    await model.complete(messages=[{"role": "user", "content": "hi"}])
+    async for _ in model.stream(messages=[{"role": "user", "content": "hi"}]):
+        pass
+    ticker.cancel()
+    print(max(stalls))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_after_the_warm_up_a_first_answer_does_not_stall_the_event_loop(fake_llm: FakeLLM) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # A fresh process: in this one, earlier tests have long imported what a first call imports.
+    done = subprocess.run(
+        [sys.executable, "-c", _STALL_PROBE, fake_llm.url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+        check=True,
+    )
+    assert float(done.stdout.strip()) < 0.15, done.stdout

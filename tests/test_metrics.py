@@ -15,7 +15,7 @@ from bot.app import Core
 from bot.demo.confluence_fake import ConfluenceFake
 from bot.server import RUNNER, build_web_app
 from rag.llm import ChatModelError
-from rag.types import IncomingMessage
+from rag.types import Feedback, IncomingMessage, Rating
 from tests.fakes.embedder import HashingEmbedder
 from tests.support import make_core, settings_for
 
@@ -24,6 +24,9 @@ QUESTION = "How do I connect to the VPN from home?"
 
 class DownModel:
     """A chat model whose provider is down, as rag.llm reports it: every answer falls back to passages."""
+
+    def warm(self) -> None:
+        pass
 
     async def complete(self, *, messages: Sequence[dict[str, str]]) -> str:
         raise ChatModelError("the model provider answered 503")
@@ -137,3 +140,54 @@ async def test_two_cores_in_one_process_count_apart(fake: ConfluenceFake, tmp_pa
         other.close()
     assert 'wikibot_questions_total{outcome="notice",platform="teams"} 1.0' in theirs
     assert "wikibot_questions_total{" not in mine
+
+
+class StreamingModel:
+    """A chat model that writes its answer in pieces, citing the first passage."""
+
+    def warm(self) -> None:
+        pass
+
+    async def complete(self, *, messages: Sequence[dict[str, str]]) -> str:
+        return "Use the VPN client [1] from home."
+
+    async def stream(self, *, messages: Sequence[dict[str, str]]) -> AsyncIterator[str]:
+        for piece in ("Use ", "the ", "VPN ", "client ", "[1] ", "from ", "home."):
+            yield piece
+
+
+class Shown:
+    def __init__(self) -> None:
+        self.drafts: list[str] = []
+
+    async def working(self) -> None:
+        pass
+
+    async def draft(self, text: str) -> None:
+        self.drafts.append(text)
+
+
+async def test_streamed_answers_time_their_first_text_and_ratings_are_counted(
+    fake: ConfluenceFake, tmp_path: Path
+) -> None:
+    settings = settings_for(fake, tmp_path / "data", retrieval_rerank=False)
+    core = make_core(settings, embedder=HashingEmbedder(), chat_model=StreamingModel())
+    try:
+        assert core.sync().ok
+        shown = Shown()
+        reply = await core.assistant.ask(
+            IncomingMessage(session_key="s1", text=QUESTION, platform="slack"), progress=shown
+        )
+        assert shown.drafts and reply.answer_id
+        await core.assistant.feedback(Feedback(reply.answer_id, Rating.DOWN, user_id="U1", platform="slack"))
+        await core.assistant.feedback(Feedback("unknown", Rating.UP, user_id="U1", platform="slack"))
+        samples = {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(core.metrics.exposition().decode())
+            for s in family.samples
+        }
+    finally:
+        core.close()
+    assert _value(samples, "wikibot_first_text_seconds_count", platform="slack") == 1
+    assert _value(samples, "wikibot_feedback_total", platform="slack", rating="down") == 1
+    assert _value(samples, "wikibot_feedback_total", platform="slack", rating="up") is None

@@ -71,6 +71,26 @@ async def test_an_answer_in_the_terminal_lists_its_sources_with_links(
     assert "Sources:" in printed and f"/pages/{PRINTER_PAGE}/" in printed
 
 
+async def test_a_streamed_answer_is_printed_once_as_it_is_written(
+    terminals: tuple[Terminal, Terminal], e2e_llm: FakeLLM
+) -> None:
+    e2e_llm.set_responder(lambda _: "The queue of quillprint7 is OPS-PRN [1], on the third floor.")
+    e2e_llm.word_interval_s = 0.05
+    terminal = terminals[0]
+    terminal.typed += 1
+    terminal._lines.put("which queue does quillprint7 use?\n")
+    async with asyncio.timeout(20):  # part of the answer shows before the model is done
+        while "OPS-PRN" not in terminal.stdout.getvalue():
+            await asyncio.sleep(0.01)
+    assert "third floor" not in terminal.stdout.getvalue()
+    async with asyncio.timeout(20):
+        while terminal.stdout.getvalue().count(PROMPT) < 2:
+            await asyncio.sleep(0.02)
+    printed = terminal.stdout.getvalue().split(PROMPT)[1]
+    assert printed.count("The queue of quillprint7 is OPS-PRN [1], on the third floor.") == 1
+    assert printed.count("Sources:") == 1 and f"/pages/{PRINTER_PAGE}/" in printed
+
+
 async def test_a_reset_while_an_answer_is_in_flight_leaves_no_history(
     terminals: tuple[Terminal, Terminal], e2e_llm: FakeLLM
 ) -> None:

@@ -16,19 +16,26 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from rag.inert_markdown import outside_slots, unslot
-from rag.markdown import CITATION, CITATION_RUN, INLINE_CODE, citation_numbers, closes_fence, fence_opening
+from rag.markdown import (
+    BOLD,
+    BULLET,
+    CITATION,
+    CITATION_RUN,
+    HEADING,
+    INLINE_CODE,
+    NUMBERED,
+    QUOTE,
+    RULE,
+    STRIKE,
+    citation_numbers,
+    closes_fence,
+    fence_opening,
+)
 from rag.safe_text import ANGLE_LINK, MARKDOWN_LINK, URL, clean, is_web_url
 from rag.types import Source
 
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
-_BULLET = re.compile(r"^(\s*)[-*+]\s+(.*)$")
-_NUMBERED = re.compile(r"^(\s*)(\d{1,3})[.)]\s+(.*)$")
-_QUOTE = re.compile(r"^\s{0,3}>\s?(.*)$")
-_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
 _BOLD_ITALIC = re.compile(r"\*\*\*(?=\S)(.+?)(?<=\S)\*\*\*")
-_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _ITALIC_STAR = re.compile(r"(?<![*\w])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![*\w])")
-_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
 # Placeholders use private-use characters, which clean() removes from the model's text.
 _SLOT = "\ue000{}\ue001"
 _SLOT_RE = re.compile("\ue000(\\d+)\ue001")
@@ -95,22 +102,22 @@ def to_mrkdwn(markdown: str, sources: Sequence[Source] = ()) -> str:
 
 
 def _convert_line(line: str, sources: Sequence[Source]) -> str:
-    if _RULE.match(line):
+    if RULE.match(line):
         return "──────────"
-    heading = _HEADING.match(line)
+    heading = HEADING.match(line)
     if heading:
         text = _inline(heading.group(1), sources).replace("*", "")
         return f"*{text}*" if text else ""
-    bullet = _BULLET.match(line)
+    bullet = BULLET.match(line)
     if bullet:
         level = len(bullet.group(1).expandtabs(4)) // 2
         mark = "•" if level == 0 else "◦"
         return "    " * min(level, 3) + f"{mark} {_inline(bullet.group(2), sources)}"
-    numbered = _NUMBERED.match(line)
+    numbered = NUMBERED.match(line)
     if numbered:
         level = len(numbered.group(1).expandtabs(4)) // 3
         return "    " * min(level, 3) + f"{numbered.group(2)}. {_inline(numbered.group(3), sources)}"
-    quote_line = _QUOTE.match(line)
+    quote_line = QUOTE.match(line)
     if quote_line:
         return ">" + _inline(quote_line.group(1), sources)
     return _inline(line, sources)
@@ -139,9 +146,9 @@ def _inline(text: str, sources: Sequence[Source]) -> str:
     # A backtick left over opens no code span of its own: it must not pair with one of ours.
     text = escape(text).replace("`", "ˋ")
     text = _BOLD_ITALIC.sub(lambda m: f"{_BOLD_MARK}_{m.group(1)}_{_BOLD_MARK}", text)
-    text = _BOLD.sub(lambda m: f"{_BOLD_MARK}{m.group(2)}{_BOLD_MARK}", text)
+    text = BOLD.sub(lambda m: f"{_BOLD_MARK}{m.group(2)}{_BOLD_MARK}", text)
     text = _ITALIC_STAR.sub(r"_\1_", text)
-    text = _STRIKE.sub(r"~\1~", text)
+    text = STRIKE.sub(r"~\1~", text)
     text = text.replace(_BOLD_MARK, "*")
     return _SLOT_RE.sub(lambda m: slots[int(m.group(1))], text)
 

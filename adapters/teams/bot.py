@@ -1,27 +1,37 @@
-"""The Teams bot: turns activities into IncomingMessage, answers in time or later, never in silence."""
+"""The Teams bot: turns activities into IncomingMessage, answers in time or later, never in silence.
+
+A personal chat streams the answer as the model writes it (`streaming.py`); group chats and channels, where
+Teams does not stream, see a typing indicator and one final message. Either way the HTTP request ends within
+`reply_deadline_s`: the Bot Framework gives up on it after about 15 s whatever is streaming, so the deadline
+only decides whether the final message goes inside the turn or proactively. Stream updates go out as the
+model writes, inside the turn while it is open and proactively after it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
-from botbuilder.core import ActivityHandler, TurnContext
+from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
-from botbuilder.schema import Activity, ChannelAccount, ConversationReference
+from botbuilder.schema import Activity, ChannelAccount, ConversationReference, ResourceResponse
 
 from adapters.redelivery import LocalDedupe
 from adapters.teams.auth import scrub
+from adapters.teams.feedback import SUBMIT_ACTION, feedback_of, message_ref
 from adapters.teams.replies import (
     WELCOME_TEXT,
     reply_activity,
     text_activity,
     typing_activity,
 )
-from adapters.teams.session import question_text, session_key
+from adapters.teams.session import question_text, session_key, user_id
+from adapters.teams.streaming import Send, TeamsStream
 from adapters.teams.tasks import BackgroundTasks
 from rag import texts
-from rag.ports import Assistant, Dedupe
+from rag.ports import Assistant, Dedupe, Progress
 from rag.types import IncomingMessage, Reply
 
 _LOG = logging.getLogger(__name__)
@@ -38,6 +48,10 @@ class Timing:
     reply_deadline_s: float = 5.0
     # Teams hides a typing indicator after a few seconds unless it is renewed.
     typing_interval_s: float = 3.0
+    # Teams throttles stream updates sent faster than this (it asks for 1.5 to 2 s between them).
+    stream_interval_s: float = 1.5
+    # Teams refuses a stream after two minutes: ended before, with time left for its final message.
+    stream_limit_s: float = 100.0
 
 
 class WikiTeamsBot(ActivityHandler):  # type: ignore[misc]
@@ -66,24 +80,41 @@ class WikiTeamsBot(ActivityHandler):  # type: ignore[misc]
         activity: Activity = turn_context.activity
         if await self._is_redelivery(activity):
             return
-        sender = activity.from_property
         conversation_type = getattr(activity.conversation, "conversation_type", None)
         message = IncomingMessage(
             session_key=session_key(activity),
             text=_spelled_out(question_text(activity)),
-            user_id=str(getattr(sender, "aad_object_id", None) or getattr(sender, "id", None) or ""),
+            user_id=user_id(activity),
             platform="teams",
             threaded=conversation_type == "channel",
             has_files=_has_files(activity),
         )
-        answer = self._tasks.spawn(self._ask(message, _Typing(turn_context)))
-        done, _ = await asyncio.wait({answer}, timeout=self._timing.reply_deadline_s)
-        if answer in done:
-            await turn_context.send_activity(reply_activity(answer.result()))
-            return
-        # Too slow for this HTTP request: finish the turn now and post the answer when it is ready.
         reference = TurnContext.get_conversation_reference(activity)
-        self._tasks.spawn(self._deliver_later(answer, reference))
+        outbox = _Outbox(turn_context, lambda outgoing: self._send_later(reference, outgoing))
+        delivery = self._delivery(conversation_type, outbox.send)
+        answer = self._tasks.spawn(self._ask(message, delivery))
+        try:
+            done, _ = await asyncio.wait({answer}, timeout=self._timing.reply_deadline_s)
+            if answer in done:
+                await self._deliver(answer.result(), delivery, reference)
+                return
+        finally:
+            outbox.turn_ended()
+        # Too slow for this HTTP request: finish the turn now and post the answer when it is ready.
+        self._tasks.spawn(self._deliver_later(answer, reference, delivery))
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
+        activity: Activity = turn_context.activity
+        if activity.name != SUBMIT_ACTION:
+            return await super().on_invoke_activity(turn_context)
+        feedback = feedback_of(activity)
+        if feedback is None:
+            _LOG.info("teams: a submitAction that is not a feedback click; ignored")
+        elif not await self._assistant.feedback(feedback):
+            # An old message, one sent while the question log was off, or another bot's: nothing to rate.
+            _LOG.info("teams: feedback on a message that is no logged answer; ignored")
+        # Teams refuses any body in the answer to a submitAction (routes.py sends none for a None body).
+        return InvokeResponse(status=200)
 
     async def on_members_added_activity(
         self, members_added: list[ChannelAccount], turn_context: TurnContext
@@ -98,41 +129,72 @@ class WikiTeamsBot(ActivityHandler):  # type: ignore[misc]
         welcome = TurnContext.apply_conversation_reference(text_activity(WELCOME_TEXT), reference)
         await turn_context.adapter.send_activities(turn_context, [welcome])
 
-    async def _ask(self, message: IncomingMessage, progress: _Typing) -> Reply:
+    def _delivery(self, conversation_type: str | None, send: Send) -> _Delivery:
+        if conversation_type == "personal":
+            return TeamsStream(
+                send=send,
+                spawn=self._tasks.spawn,
+                interval_s=self._timing.stream_interval_s,
+                limit_s=self._timing.stream_limit_s,
+            )
+        return _Typing(send)
+
+    async def _ask(self, message: IncomingMessage, progress: Progress) -> Reply:
         try:
             return await self._assistant.ask(message, progress=progress)
         except Exception:  # a failed answer must still reach the user as a message
             _LOG.exception("teams: the assistant failed for session %s", message.session_key)
             return Reply.error(texts.FAILURE)
 
-    async def _deliver_later(self, answer: asyncio.Task[Reply], reference: ConversationReference) -> None:
-        typing = self._tasks.spawn(self._keep_typing(reference))
+    async def _deliver(self, reply: Reply, delivery: _Delivery, reference: ConversationReference) -> None:
+        message_id = await delivery.finish(reply_activity(reply))
+        if reply.answer_id and message_id:
+            conversation_id = str(getattr(reference.conversation, "id", "") or "")
+            await self._assistant.delivered(reply.answer_id, message_ref(conversation_id, message_id))
+
+    async def _deliver_later(
+        self, answer: asyncio.Task[Reply], reference: ConversationReference, delivery: _Delivery
+    ) -> None:
+        typing = self._tasks.spawn(self._keep_typing(reference, delivery))
         try:
             reply = await answer
         finally:
             typing.cancel()
-        await self._post(reference, reply_activity(reply))
+        try:
+            await self._deliver(reply, delivery, reference)
+        except Exception as exc:  # nobody is waiting on this task to hear about it
+            self._log_lost("message", reference, exc)
 
-    async def _keep_typing(self, reference: ConversationReference) -> None:
+    async def _keep_typing(self, reference: ConversationReference, delivery: _Delivery) -> None:
         while True:
-            await self._post(reference, typing_activity())
+            if not delivery.streaming:  # an open stream is the indicator itself
+                await self._post(reference, typing_activity())
             await asyncio.sleep(self._timing.typing_interval_s)
 
-    async def _post(self, reference: ConversationReference, outgoing: Activity) -> None:
-        async def send(context: TurnContext) -> None:
-            await context.send_activity(outgoing)
+    async def _send_later(self, reference: ConversationReference, outgoing: Activity) -> str | None:
+        """Sends proactively, after the turn; the id the connector answered with. Raises what the SDK raises."""
+        sent: list[ResourceResponse | None] = []
 
+        async def send(context: TurnContext) -> None:
+            sent.append(await context.send_activity(outgoing))
+
+        await self._adapter.continue_conversation(reference, send, self._app_id)
+        return _sent_id(sent[0] if sent else None)
+
+    async def _post(self, reference: ConversationReference, outgoing: Activity) -> None:
         try:
-            await self._adapter.continue_conversation(reference, send, self._app_id)
-        except asyncio.CancelledError:
-            raise
+            await self._send_later(reference, outgoing)
         except Exception as exc:  # nobody is waiting on this task to hear about it
-            _LOG.error(
-                "teams: could not post a %s to conversation %s: %s",
-                outgoing.type,
-                scrub(str(getattr(reference.conversation, "id", "?"))),
-                scrub(str(exc)),
-            )
+            self._log_lost(str(outgoing.type), reference, exc)
+
+    @staticmethod
+    def _log_lost(what: str, reference: ConversationReference, exc: Exception) -> None:
+        _LOG.error(
+            "teams: could not post a %s to conversation %s: %s",
+            what,
+            scrub(str(getattr(reference.conversation, "id", "?"))),
+            scrub(str(exc)),
+        )
 
     async def _is_redelivery(self, activity: Activity) -> bool:
         """True for an activity already handled: the Bot Framework retries when it thinks we were slow."""
@@ -152,20 +214,56 @@ def _spelled_out(text: str) -> str:
     return "reset" if text.strip().lower() == RESET_SLASH_WORD else text
 
 
-class _Typing:
-    """Teams' "working" signal: a typing indicator, sent when the core starts on a question."""
+class _Delivery(Progress, Protocol):
+    """How one answer reaches its chat: the core's progress while it is written, then its final message."""
 
-    def __init__(self, turn_context: TurnContext) -> None:
-        self._turn_context = turn_context
+    @property
+    def streaming(self) -> bool: ...
+
+    async def finish(self, final: Activity) -> str | None:
+        """Sends the final message; the id of the message that shows it. Raises when it cannot be sent."""
+        ...
+
+
+class _Outbox:
+    """Sends one answer's activities: through the turn while its HTTP request is open, proactively after."""
+
+    def __init__(self, turn_context: TurnContext, later: Send) -> None:
+        self._turn_context: TurnContext | None = turn_context
+        self._later = later
+
+    def turn_ended(self) -> None:
+        self._turn_context = None
+
+    async def send(self, activity: Activity) -> str | None:
+        if self._turn_context is None:
+            return await self._later(activity)
+        return _sent_id(await self._turn_context.send_activity(activity))
+
+
+def _sent_id(response: ResourceResponse | None) -> str | None:
+    return str(response.id) if response is not None and response.id else None
+
+
+class _Typing:
+    """Group chats and channels, where Teams does not stream: a typing indicator, then one final message."""
+
+    streaming = False
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
 
     async def draft(self, text: str) -> None:
         pass  # the answer is sent whole when it is ready
 
     async def working(self) -> None:
         try:
-            await self._turn_context.send_activity(typing_activity())
+            await self._send(typing_activity())
         except Exception as exc:  # a missing typing indicator must not cost the answer
             _LOG.debug("teams: typing indicator failed: %s", scrub(str(exc)))
+
+    async def finish(self, final: Activity) -> str | None:
+        return await self._send(final)
 
 
 async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:

@@ -1,10 +1,15 @@
 """Reply → Teams message: markdown text plus Teams citation entities for the [n] markers.
 
 Citations: Teams renders each `[n]` of the text as a pill that opens the cited page (a schema.org Message
-entity with one Claim per source, at most 10, as Teams allows). Clients that ignore the entity (the
-Bot Framework Emulator, notifications) still get a "Sources" list of markdown links under the answer.
-Those are the only live links: the text itself goes through `to_teams_markdown`, where every link, HTML tag
-and mention from the model or the wiki is inert text.
+entity with one Claim per source, at most 20: Teams refuses a message with more). Clients that ignore the
+entity (the Bot Framework Emulator, notifications) still get a "Sources" list of markdown links under the
+answer. Those are the only live links: the text itself goes through `to_teams_markdown`, where every link,
+HTML tag and mention from the model or the wiki is inert text.
+
+The same root entity carries the AI label, on text a model wrote only; the feedback buttons
+(`channelData.feedbackLoop`) go on answers the question log holds, the only ones a click can rate.
+Streaming (personal chats, `streaming.py`) sends `typing` updates with a `streaminfo` entity and ends with
+the final message here, which names the stream.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from adapters.teams.markdown import link_label, plain, source_url, to_teams_mark
 from rag import texts
 from rag.types import Reply, ReplyKind, Source
 
-MAX_CITATIONS = 10
+# Teams' own limit: a message with more citations is refused (400), and the Sources list follows the pills.
+MAX_CITATIONS = 20
 _ABSTRACT_MAX = 160
 _NAME_MAX = 80
 
@@ -26,6 +32,12 @@ WELCOME_TEXT = (
     "I used; follow-up questions keep the context of the conversation. In a channel, @mention me; "
     "each thread is its own conversation. Type `reset` (or `/wiki-reset`) to start over."
 )
+# The informative update of a stream: what a personal chat shows until the model writes.
+STREAM_WORKING_TEXT = "Looking through the wiki…"
+# What ends a stream that nears Teams' two minutes with nothing written yet; the answer follows as a message.
+STREAM_STILL_WORKING_TEXT = "This is taking longer than usual: I'll post the answer here when it is ready."
+_MESSAGE_ENTITY = "https://schema.org/Message"
+_STREAM_ENTITY = "streaminfo"
 
 
 class _OpenEntity(Entity):  # type: ignore[misc]
@@ -50,7 +62,8 @@ def _sources_block(sources: tuple[Source, ...]) -> str:
     return "\n\n**Sources**\n\n" + "\n".join(lines) if lines else ""
 
 
-def citation_entity(sources: tuple[Source, ...], *, ai_generated: bool) -> _OpenEntity | None:
+def message_entity(sources: tuple[Source, ...], *, ai_generated: bool) -> _OpenEntity | None:
+    """The one root schema.org Message entity: the citations, and the AI label when a model wrote the text."""
     claims: list[dict[str, Any]] = []
     for position, source in enumerate(sources[:MAX_CITATIONS], start=1):
         title = plain(source.title) or "Wiki page"
@@ -63,17 +76,14 @@ def citation_entity(sources: tuple[Source, ...], *, ai_generated: bool) -> _Open
         if url is not None:
             appearance["url"] = url
         claims.append({"@type": "Claim", "position": position, "appearance": appearance})
-    if not claims:
+    if not claims and not ai_generated:
         return None
-    properties: dict[str, Any] = {
-        "@type": "Message",
-        "@context": "https://schema.org",
-        "@id": "",
-        "citation": claims,
-    }
+    properties: dict[str, Any] = {"@type": "Message", "@context": "https://schema.org", "@id": ""}
+    if claims:
+        properties["citation"] = claims
     if ai_generated:
         properties["additionalType"] = ["AIGeneratedContent"]
-    return _OpenEntity(type="https://schema.org/Message", additional_properties=properties)
+    return _OpenEntity(type=_MESSAGE_ENTITY, additional_properties=properties)
 
 
 def reply_activity(reply: Reply) -> Activity:
@@ -86,12 +96,15 @@ def reply_activity(reply: Reply) -> Activity:
 def answer_activity(reply: Reply) -> Activity:
     sources = reply.sources[:MAX_CITATIONS]
     text = (to_teams_markdown(reply.text) or texts.FAILURE) + _sources_block(sources)
-    entity = citation_entity(sources, ai_generated=reply.mode == "llm")
+    # A model's NO_ANSWER becomes our own sentence (not grounded): the label is for words a model wrote.
+    entity = message_entity(sources, ai_generated=reply.mode == "llm" and reply.grounded)
     return Activity(
         type=ActivityTypes.message,
         text=text,
         text_format="markdown",
         entities=[entity] if entity is not None else None,
+        # Without an answer id the click could not be matched to the answer: no buttons then.
+        channel_data={"feedbackLoop": {"type": "default"}} if reply.answer_id else None,
     )
 
 
@@ -102,3 +115,41 @@ def text_activity(text: str) -> Activity:
 
 def typing_activity() -> Activity:
     return Activity(type=ActivityTypes.typing)
+
+
+def stream_update(text: str, *, sequence: int, stream_id: str, informative: bool) -> Activity:
+    """One update of a stream: the whole text so far (already Teams markdown), numbered from 1."""
+    info: dict[str, Any] = {
+        "streamType": "informative" if informative else "streaming",
+        "streamSequence": sequence,
+    }
+    if stream_id:  # the first update has none yet: its own id becomes the stream's
+        info["streamId"] = stream_id
+    return Activity(
+        type=ActivityTypes.typing,
+        text=text,
+        text_format="markdown",
+        entities=[_OpenEntity(type=_STREAM_ENTITY, additional_properties=info)],
+    )
+
+
+def ending_stream(final: Activity, stream_id: str) -> Activity:
+    """The final message as the end of the stream it replaces (no sequence: Teams refuses one there)."""
+    end = _OpenEntity(
+        type=_STREAM_ENTITY, additional_properties={"streamId": stream_id, "streamType": "final"}
+    )
+    return Activity(
+        type=final.type,
+        text=final.text,
+        text_format=final.text_format,
+        entities=[*(final.entities or []), end],
+        channel_data=final.channel_data,
+    )
+
+
+def stream_cut_short(shown: str) -> Activity:
+    """What ends a stream at Teams' time limit: the text shown so far, the answer to follow as a message."""
+    if not shown:
+        return text_activity(STREAM_STILL_WORKING_TEXT)
+    entity = message_entity((), ai_generated=True)  # a model wrote it, even half of it
+    return Activity(type=ActivityTypes.message, text=shown, text_format="markdown", entities=[entity])

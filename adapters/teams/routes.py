@@ -18,6 +18,7 @@ from rag.ports import Assistant, Dedupe
 
 _LOG = logging.getLogger(__name__)
 MESSAGES_PATH = "/api/messages"
+_NO_BODY = b"null"
 ANONYMOUS_WARNING = (
     "TEAMS_ALLOW_ANONYMOUS is on and MICROSOFT_APP_ID is empty: POST %s accepts UNAUTHENTICATED requests "
     "and posts wiki answers to whatever serviceUrl the caller names. Use this only with the Bot Framework "
@@ -59,8 +60,14 @@ class TeamsEndpoint:
             Activity().deserialize(body)
         except (ValueError, json.JSONDecodeError, DeserializationError, UnicodeDecodeError):
             raise web.HTTPBadRequest(text="expected a Bot Framework activity") from None
-        response = await self.adapter.process(request, self.bot)
-        return response if response is not None else web.Response(status=201)
+        response: web.StreamResponse | None = await self.adapter.process(request, self.bot)
+        if response is None:
+            return web.Response(status=201)
+        if isinstance(response, web.Response) and response.body == _NO_BODY:
+            # The SDK writes an InvokeResponse without a body as JSON `null`; Teams refuses any body in the answer
+            # to a submitAction (feedback), so none is sent.
+            return web.Response(status=response.status)
+        return response
 
     async def close(self, _app: web.Application | None = None) -> None:
         await self.tasks.close()

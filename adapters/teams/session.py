@@ -1,4 +1,4 @@
-"""What a Teams activity means to the core: its session key and the question it carries."""
+"""What a Teams activity means to the core: its session key, its sender and the question it carries."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
 
 _LOG = logging.getLogger(__name__)
-_THREAD_MARKER = ";messageid="
+THREAD_MARKER = ";messageid="
 _AT_TAG = re.compile(r"<at[^>]*>(.*?)</at>", re.IGNORECASE | re.DOTALL)
 _NO_TENANT = "-"
 
@@ -41,11 +41,17 @@ def session_key(activity: Activity) -> str:
     conversation = activity.conversation
     conversation_id = str(getattr(conversation, "id", "") or "") if conversation is not None else ""
     conversation_type = getattr(conversation, "conversation_type", None) if conversation is not None else None
-    if conversation_type == "channel" and _THREAD_MARKER not in conversation_id:
+    if conversation_type == "channel" and THREAD_MARKER not in conversation_id:
         root = activity.reply_to_id or activity.id
         if root:
-            conversation_id = f"{conversation_id}{_THREAD_MARKER}{root}"
+            conversation_id = f"{conversation_id}{THREAD_MARKER}{root}"
     return f"teams:{_tenant_id(activity)}:{conversation_id}"
+
+
+def user_id(activity: Activity) -> str:
+    """The sender's Entra (AAD) object id, the same in every chat; the channel account id without one."""
+    sender = activity.from_property
+    return str(getattr(sender, "aad_object_id", None) or getattr(sender, "id", None) or "")
 
 
 def question_text(activity: Activity) -> str:

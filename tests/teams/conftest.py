@@ -30,6 +30,10 @@ from .identity import APP_ID, APP_PASSWORD, Identity, route_to
 TENANT_ID = "72f988bf-0000-0000-0000-000000000001"
 BOT_ACCOUNT = {"id": f"28:{APP_ID}", "name": "WikiBot"}
 USER_ACCOUNT = {"id": "29:alice", "aadObjectId": "aad-alice", "name": "Alice"}
+PERSONAL = {"id": "a:1personal-chat-alice", "conversationType": "personal", "tenantId": TENANT_ID}
+GROUP_CHAT = {"id": "19:group-chat-0123@thread.v2", "conversationType": "groupChat", "tenantId": TENANT_ID}
+# Teams' pace between stream updates is 1.5 s; tests keep the rule at a pace that keeps them quick.
+FAST = Timing(stream_interval_s=0.25)
 
 
 @pytest.fixture(autouse=True)
@@ -109,14 +113,33 @@ class TeamsBot:
             "serviceUrl": self.connector.url,
             "from": USER_ACCOUNT,
             "recipient": BOT_ACCOUNT,
-            "conversation": conversation
-            or {"id": "a:1personal-chat-alice", "conversationType": "personal", "tenantId": TENANT_ID},
+            "conversation": conversation or PERSONAL,
             "channelData": {"tenant": {"id": TENANT_ID}},
             "text": text,
             "textFormat": "plain",
             "locale": "en-US",
             "entities": entities or [],
         }
+
+    def feedback_click(
+        self,
+        reply_to_id: str,
+        reaction: str = "like",
+        *,
+        feedback: object = '{"feedbackText":""}',
+        conversation: dict[str, Any] | None = None,
+        activity_id: str = "f:1700000000999",
+    ) -> dict[str, Any]:
+        """A click on a feedback button of the bot's message reply_to_id, as Teams sends it."""
+        click = self.activity("", conversation=conversation, activity_id=activity_id)
+        click.update(
+            type="invoke",
+            name="message/submitAction",
+            replyToId=reply_to_id,
+            text=None,
+            value={"actionName": "feedback", "actionValue": {"reaction": reaction, "feedback": feedback}},
+        )
+        return click
 
 
 async def start_bot(
@@ -143,6 +166,6 @@ async def start_bot(
 async def teams(
     identity: Identity, connector: ConnectorFake, assistant: FakeAssistant
 ) -> AsyncIterator[TeamsBot]:
-    bot, runner = await start_bot(teams_settings(), assistant, identity, connector)
+    bot, runner = await start_bot(teams_settings(), assistant, identity, connector, timing=FAST)
     yield bot
     await runner.cleanup()

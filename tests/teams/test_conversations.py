@@ -8,7 +8,7 @@ import pytest
 
 from rag import texts
 
-from .conftest import APP_ID, BOT_ACCOUNT, TENANT_ID, TeamsBot
+from .conftest import APP_ID, BOT_ACCOUNT, GROUP_CHAT, TENANT_ID, TeamsBot
 from .connector_fake import ConnectorFake
 from .fake_assistant import VPN_PAGE, FakeAssistant
 from .identity_provider import BOTFRAMEWORK_HOST, MICROSOFT_LOGIN_HOST
@@ -142,7 +142,7 @@ async def test_slow_model_returns_the_request_in_time_and_the_answer_still_arriv
 ) -> None:
     assistant.delay_s = 10.0
 
-    sent = await teams.send(teams.activity("How do I get VPN access?"))
+    sent = await teams.send(teams.activity("How do I get VPN access?", conversation=GROUP_CHAT))
 
     # The Bot Framework gives up on a request after 15 s; the turn hands over well before.
     assert sent.status in (200, 201)
@@ -150,8 +150,28 @@ async def test_slow_model_returns_the_request_in_time_and_the_answer_still_arriv
     assert connector.messages() == []
     [reply] = await connector.wait_for_messages(1, timeout=15.0)
     assert f"({VPN_PAGE.url})" in reply.text
-    assert reply.conversation_id == "a:1personal-chat-alice"
+    assert reply.conversation_id == GROUP_CHAT["id"]
     assert len(connector.typing()) >= 2  # the indicator is renewed while the user waits
+    assert connector.stream_updates() == []
+
+
+async def test_a_slow_answer_in_a_personal_chat_keeps_its_stream_open_past_the_turn(
+    teams: TeamsBot, connector: ConnectorFake, assistant: FakeAssistant
+) -> None:
+    assistant.delay_s = 7.0
+
+    sent = await teams.send(teams.activity("How do I get VPN access?"))
+
+    assert sent.status in (200, 201) and sent.elapsed_s < 7.0
+    [reply] = await connector.wait_for_messages(1, timeout=15.0)
+    # The stream's informative update is the indicator: no typing renewals over it, and the answer,
+    # posted after the turn, ends that same stream.
+    [informative] = connector.typing()
+    assert informative.stream_info == {"type": "streaminfo", "streamType": "informative", "streamSequence": 1}
+    assert informative.text == "Looking through the wiki…"
+    assert reply.stream_info == {"type": "streaminfo", "streamType": "final", "streamId": informative.id}
+    assert f"({VPN_PAGE.url})" in reply.text
+    assert connector.refused == []
 
 
 async def test_outbound_token_is_reused_between_turns(teams: TeamsBot, connector: ConnectorFake) -> None:

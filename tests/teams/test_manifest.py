@@ -30,17 +30,33 @@ def png_info(data: bytes) -> tuple[int, int, int, int]:
     return width, height, depth, colour
 
 
-def test_every_manifest_command_is_a_command_the_bot_handles_and_vice_versa() -> None:
+def test_every_scope_has_one_list_offering_every_command_the_bot_handles() -> None:
     [bot] = manifest_template()["bots"]
-    declared = {
-        command["title"]: parse_command(command["title"])
-        for command_list in bot["commandLists"]
-        for command in command_list["commands"]
-    }
-    assert None not in declared.values(), f"the bot would treat these as questions: {declared}"
-    assert set(declared.values()) == set(Command)
+    scopes = [scope for command_list in bot["commandLists"] for scope in command_list["scopes"]]
+    assert sorted(scopes) == sorted(bot["scopes"]), "one command list per scope, every scope covered"
     for command_list in bot["commandLists"]:
-        assert set(command_list["scopes"]) <= set(bot["scopes"])
+        titles = [command["title"] for command in command_list["commands"]]
+        assert len(titles) <= 10  # Teams' limit per list
+        commands = {parse_command(title) for title in titles} - {None}
+        assert commands == set(Command), f"{command_list['scopes']}: {titles}"
+
+
+def test_prompt_starters_are_personal_questions_the_bot_answers() -> None:
+    [bot] = manifest_template()["bots"]
+    starters = {
+        scope: [c for c in command_list["commands"] if parse_command(c["title"]) is None]
+        for command_list in bot["commandLists"]
+        for scope in command_list["scopes"]
+    }
+    # Teams shows a personal list's entries as prompt starters; in a group or a channel a question needs a
+    # mention, so there only the commands are offered.
+    assert len(starters.pop("personal")) >= 3
+    assert all(not found for found in starters.values()), starters
+    [personal] = [c for c in bot["commandLists"] if c["scopes"] == ["personal"]]
+    for starter in personal["commands"]:
+        assert len(starter["title"]) <= 32 and 0 < len(starter["description"]) <= 128  # Teams' limits
+        if parse_command(starter["title"]) is None:
+            assert starter["title"].endswith("?"), "a starter is sent as it is: a question"
 
 
 def test_manifest_declares_the_three_bot_scopes_and_a_current_schema() -> None:

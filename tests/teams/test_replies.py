@@ -8,6 +8,7 @@ import pytest
 
 from adapters.teams.markdown import to_teams_markdown
 from adapters.teams.replies import MAX_CITATIONS, answer_activity, reply_activity
+from adapters.teams.streaming import settled
 from rag.types import Reply, Source
 from tests.links import TEAMS_MARKUP, invisible
 from tests.links import teams_live_links as live_links
@@ -32,10 +33,12 @@ def test_answer_carries_markdown_links_and_a_citation_per_source() -> None:
     assert all(len(c["appearance"]["abstract"]) <= 160 for c in entity["citation"])
 
 
-def test_at_most_ten_citations() -> None:
-    activity = answer_activity(Reply(text="Many pages.", sources=sources(14))).serialize()
-    assert len(activity["entities"][0]["citation"]) == MAX_CITATIONS
-    assert "https://wiki.example.com/p/10" not in activity["text"]
+def test_at_most_twenty_citations_as_teams_allows_and_the_sources_list_follows() -> None:
+    activity = answer_activity(Reply(text="Many pages.", sources=sources(25))).serialize()
+    assert MAX_CITATIONS == 20
+    assert len(activity["entities"][0]["citation"]) == 20
+    assert "https://wiki.example.com/p/19" in activity["text"]
+    assert "https://wiki.example.com/p/20" not in activity["text"]
 
 
 def test_an_answer_without_sources_has_no_citation_entity_and_extractive_is_not_labelled_ai() -> None:
@@ -43,6 +46,34 @@ def test_an_answer_without_sources_has_no_citation_entity_and_extractive_is_not_
     assert not plain.serialize().get("entities")
     extractive = answer_activity(Reply(text="From the page [1].", sources=sources(1), mode="extractive"))
     assert "additionalType" not in extractive.serialize()["entities"][0]
+
+
+def test_the_models_no_answer_is_our_sentence_and_carries_no_ai_label() -> None:
+    not_found = answer_activity(Reply(text="I couldn't find this in the wiki.", grounded=False, mode="llm"))
+    assert not not_found.serialize().get("entities")
+
+
+def test_feedback_buttons_only_on_an_answer_the_log_holds() -> None:
+    logged = reply_activity(Reply(text="Use the portal [1].", sources=sources(1), answer_id="a1")).serialize()
+    assert logged["channelData"] == {"feedbackLoop": {"type": "default"}}
+    unlogged = reply_activity(Reply(text="Use the portal [1].", sources=sources(1))).serialize()
+    assert "channelData" not in unlogged
+    notice = reply_activity(Reply(text="Done.", grounded=False, mode="refusal", answer_id="a2")).serialize()
+    assert "channelData" not in notice and not notice.get("entities")
+
+
+@pytest.mark.parametrize(
+    ("draft", "shown"),
+    [
+        ("add it with `lpadmin -p", "add it with"),  # the open code span waits for its closing tick
+        ("use `a` and `b", "use `a` and"),
+        ("use `a` and `b`", "use `a` and `b`"),
+        ("```sh\nls `x", "```sh\nls `x"),  # inside a fence a tick is code already
+        ("```\ncode\n```\nthen `x", "```\ncode\n```\nthen"),
+    ],
+)
+def test_a_draft_streams_without_a_code_span_still_open(draft: str, shown: str) -> None:
+    assert settled(draft) == shown
 
 
 WIKI = Source("1", "Deploy guide", "https://wiki.example.com/p/1")
