@@ -52,45 +52,68 @@ def line(text: str) -> str:
 
 
 def inline(text: str) -> str:
-    slots: list[str] = []
-
-    def keep(value: str) -> str:
-        slots.append(value)
-        return _SLOT.format(len(slots) - 1)
-
-    def inert_link(label: str, url: str) -> str:
-        url = url.strip("<> ")
-        if not label.strip() or label.strip() == url:
-            return keep(code(url))
-        # The label may hold code spans already kept (as placeholders): they go back in as rendered.
-        pieces = _SLOT_RE.split(label)
-        shown = "".join(slots[int(p)] if i % 2 else inline(p) for i, p in enumerate(pieces)).strip()
-        return keep(f"{shown} ({code(url)})" if url else shown)
-
-    text = INLINE_CODE.sub(lambda m: keep(code(m.group(0).strip("`"))), text)
-    text = MARKDOWN_LINK.sub(lambda m: inert_link(m.group("label"), unslot(m.group("dest"), slots)), text)
-    # A URL glued to a code span ends where the span begins: one placeholder inside another would be lost.
-    text = outside_slots(
-        text, lambda t: ANGLE_LINK.sub(lambda m: inert_link(m.group("label") or "", m.group("dest")), t)
-    )
-    text = outside_slots(text, lambda t: URL.sub(lambda m: keep(code(m.group(0))), t))
+    slots = Slots()
+    text = INLINE_CODE.sub(lambda m: slots.keep(code(m.group(0).strip("`"))), text)
+    text = slots.links(text, code=code, label=inline)
+    text = slots.outside(text, lambda t: URL.sub(lambda m: slots.keep(code(m.group(0))), t))
     text = escape_html(text)
     # A leftover backtick must not pair with one of ours, nor "](" make a link the patterns missed, nor a
     # backslash escape the backtick that opens one of our code spans.
     text = text.replace("`", "ˋ").replace("](", "] (")
     text = re.sub(r"\\+(?=\ue000)", lambda m: m.group(0) * 2, text)
-    return _SLOT_RE.sub(lambda m: slots[int(m.group(1))], text)
+    return slots.restore(text)
 
 
-def outside_slots(text: str, convert: Callable[[str], str]) -> str:
-    """`convert` applied to the text between placeholders (`\ue000n\ue001`), never across one."""
-    pieces = _SLOT_PIECES.split(text)
-    return "".join(piece if i % 2 else convert(piece) for i, piece in enumerate(pieces))
+class Slots:
+    """Pieces of a line already rendered, set aside behind placeholders while the rest of it is converted:
+    what every renderer (Slack mrkdwn, inert markdown, the web's HTML) does with code spans and links. The
+    placeholders are private-use characters, which clean() removes from outside text: none can be forged."""
 
+    def __init__(self) -> None:
+        self._kept: list[str] = []
 
-def unslot(text: str, slots: list[str]) -> str:
-    """A link destination as written, when it held a code span already kept as a placeholder."""
-    return _SLOT_RE.sub(lambda m: slots[int(m.group(1))].strip("`"), text)
+    def keep(self, rendered: str) -> str:
+        self._kept.append(rendered)
+        return _SLOT.format(len(self._kept) - 1)
+
+    def restore(self, text: str) -> str:
+        return _SLOT_RE.sub(lambda m: self._kept[int(m.group(1))], text)
+
+    def outside(self, text: str, convert: Callable[[str], str]) -> str:
+        """`convert` applied to the text between placeholders, never across one."""
+        pieces = _SLOT_PIECES.split(text)
+        return "".join(piece if i % 2 else convert(piece) for i, piece in enumerate(pieces))
+
+    def links(
+        self,
+        text: str,
+        *,
+        code: Callable[[str], str],
+        label: Callable[[str], str],
+        tidy: Callable[[str], str] = str.strip,
+    ) -> str:
+        """Every link written in text (`[label](url)`, an image, `<url>`, `<url|label>`) set aside as inert:
+        its label rendered by `label` (after `tidy`), then its URL rendered by `code`, where nothing links."""
+
+        def inert(written: str, url: str) -> str:
+            url = url.strip("<> ")
+            shown_label = tidy(written)
+            if not shown_label or shown_label == url:
+                return self.keep(code(url))
+            # The label may hold code spans already kept (as placeholders): they go back in as rendered.
+            pieces = _SLOT_RE.split(shown_label)
+            shown = "".join(self._kept[int(p)] if i % 2 else label(p) for i, p in enumerate(pieces)).strip()
+            return self.keep(f"{shown} ({code(url)})" if url else shown)
+
+        def destination(written: str) -> str:
+            # A destination that held a code span already kept: as written, without its backticks.
+            return _SLOT_RE.sub(lambda m: self._kept[int(m.group(1))].strip("`"), written)
+
+        text = MARKDOWN_LINK.sub(lambda m: inert(m.group("label"), destination(m.group("dest"))), text)
+        # A URL glued to a code span ends where the span begins: one placeholder inside another would be lost.
+        return self.outside(
+            text, lambda t: ANGLE_LINK.sub(lambda m: inert(m.group("label") or "", m.group("dest")), t)
+        )
 
 
 def settled(text: str) -> int:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from rag.inert_markdown import outside_slots, unslot
+from rag.inert_markdown import Slots
 from rag.markdown import (
     BOLD,
     BULLET,
@@ -31,14 +31,11 @@ from rag.markdown import (
     closes_fence,
     fence_opening,
 )
-from rag.safe_text import ANGLE_LINK, MARKDOWN_LINK, URL, clean, is_web_url
+from rag.safe_text import URL, clean, is_web_url
 from rag.types import Source
 
 _BOLD_ITALIC = re.compile(r"\*\*\*(?=\S)(.+?)(?<=\S)\*\*\*")
 _ITALIC_STAR = re.compile(r"(?<![*\w])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![*\w])")
-# Placeholders use private-use characters, which clean() removes from the model's text.
-_SLOT = "\ue000{}\ue001"
-_SLOT_RE = re.compile("\ue000(\\d+)\ue001")
 _BOLD_MARK = "\ue002"
 
 
@@ -124,25 +121,11 @@ def _convert_line(line: str, sources: Sequence[Source]) -> str:
 
 
 def _inline(text: str, sources: Sequence[Source]) -> str:
-    slots: list[str] = []
-
-    def keep(value: str) -> str:
-        slots.append(value)
-        return _SLOT.format(len(slots) - 1)
-
-    text = INLINE_CODE.sub(lambda m: keep(code(m.group(0).strip("`"))), text)
-    text = MARKDOWN_LINK.sub(
-        lambda m: keep(_inert_link(m.group("label"), unslot(m.group("dest"), slots), slots)), text
-    )
-    # A URL glued to a code span ends where the span begins: one placeholder inside another would be lost.
-    text = outside_slots(
-        text,
-        lambda t: ANGLE_LINK.sub(
-            lambda m: keep(_inert_link(m.group("label") or "", m.group("dest"), slots)), t
-        ),
-    )
-    text = outside_slots(text, lambda t: URL.sub(lambda m: keep(code(m.group(0))), t))
-    text = CITATION_RUN.sub(lambda m: keep(_citations(m.group(0), sources)), text)
+    slots = Slots()
+    text = INLINE_CODE.sub(lambda m: slots.keep(code(m.group(0).strip("`"))), text)
+    text = slots.links(text, code=code, label=lambda part: _inline(part, ()), tidy=_plain_label)
+    text = slots.outside(text, lambda t: URL.sub(lambda m: slots.keep(code(m.group(0))), t))
+    text = CITATION_RUN.sub(lambda m: slots.keep(_citations(m.group(0), sources)), text)
     # A backtick left over opens no code span of its own: it must not pair with one of ours.
     text = escape(text).replace("`", "ˋ")
     text = _BOLD_ITALIC.sub(lambda m: f"{_BOLD_MARK}_{m.group(1)}_{_BOLD_MARK}", text)
@@ -150,22 +133,11 @@ def _inline(text: str, sources: Sequence[Source]) -> str:
     text = _ITALIC_STAR.sub(r"_\1_", text)
     text = STRIKE.sub(r"~\1~", text)
     text = text.replace(_BOLD_MARK, "*")
-    return _SLOT_RE.sub(lambda m: slots[int(m.group(1))], text)
-
-
-def _inert_link(label: str, url: str, slots: list[str]) -> str:
-    """A link the model or the wiki wrote, as text: its label, then its URL as code (never clickable)."""
-    url = url.strip("<> ")
-    label = _plain_label(label)
-    if not label or label == url:
-        return code(url)
-    # The label may hold code spans already kept (as placeholders): they go back in as rendered.
-    pieces = _SLOT_RE.split(label)
-    shown = "".join(slots[int(p)] if i % 2 else _inline(p, ()) for i, p in enumerate(pieces))
-    return f"{shown} ({code(url)})" if url else shown
+    return slots.restore(text)
 
 
 def _plain_label(label: str) -> str:
+    # Emphasis inside a link's label would pair with our own around it.
     return re.sub(r"(\*\*|__|\*)", "", label).strip()
 
 

@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 
 from adapters.teams.markdown import source_url
+from rag.inert_markdown import Slots
 from rag.markdown import (
     BOLD,
     BULLET,
@@ -31,15 +32,12 @@ from rag.markdown import (
     closes_fence,
     fence_opening,
 )
-from rag.safe_text import ANGLE_LINK, LINK_DEFINITION, MARKDOWN_LINK, clean
+from rag.safe_text import LINK_DEFINITION, clean
 from rag.types import Reply, Source
 
 _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|?(\s*:?-{3,}:?\s*\|)+(\s*:?-{3,}:?\s*)?\|?\s*$")
 _ITALIC = re.compile(r"(?<![*\w])([*_])(?=[^\s*_])(.+?)(?<=[^\s*_])\1(?![*\w])")
-# Placeholders use private-use characters, which clean() removes from the text.
-_SLOT = "\ue000{}\ue001"
-_SLOT_RE = re.compile("\ue000(\\d+)\ue001")
 _TITLE_CHARS = 120
 MAX_SOURCES = 10
 
@@ -197,31 +195,20 @@ class _Blocks:
 
 def inline(text: str, sources: Sequence[Source]) -> str:
     """One line of markdown as HTML: code, emphasis, and `[n]` citations linking the n-th source."""
-    slots: list[str] = []
-
-    def keep(value: str) -> str:
-        slots.append(value)
-        return _SLOT.format(len(slots) - 1)
-
-    def inert_link(label: str, url: str) -> str:
-        url = url.strip("<> ")
-        label = re.sub(r"(\*\*|__|\*)", "", label).strip()
-        if not label or label == url:
-            return keep(_code(url))
-        # The label may hold code spans already kept (as placeholders): they go back in as rendered.
-        pieces = _SLOT_RE.split(label)
-        shown = "".join(slots[int(p)] if i % 2 else inline(p, ()) for i, p in enumerate(pieces))
-        return keep(f"{shown} ({_code(url)})" if url else shown)
-
-    text = INLINE_CODE.sub(lambda m: keep(_code(m.group(0).strip("`"))), text)
-    text = MARKDOWN_LINK.sub(lambda m: inert_link(m.group("label"), m.group("dest")), text)
-    text = ANGLE_LINK.sub(lambda m: inert_link(m.group("label") or "", m.group("dest")), text)
-    text = CITATION_RUN.sub(lambda m: keep(_citations(m.group(0), sources)), text)
+    slots = Slots()
+    text = INLINE_CODE.sub(lambda m: slots.keep(_code(m.group(0).strip("`"))), text)
+    text = slots.links(text, code=_code, label=lambda part: inline(part, ()), tidy=_plain_label)
+    text = CITATION_RUN.sub(lambda m: slots.keep(_citations(m.group(0), sources)), text)
     text = escape(text)
     text = BOLD.sub(r"<strong>\2</strong>", text)
     text = _ITALIC.sub(r"<em>\2</em>", text)
     text = STRIKE.sub(r"<del>\1</del>", text)
-    return _SLOT_RE.sub(lambda m: slots[int(m.group(1))], text)
+    return slots.restore(text)
+
+
+def _plain_label(label: str) -> str:
+    # Emphasis inside a link's label would pair with our own around it.
+    return re.sub(r"(\*\*|__|\*)", "", label).strip()
 
 
 def _code(text: str) -> str:
