@@ -28,7 +28,7 @@ from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 
 from bot.app import Core  # noqa: E402
 from bot.server import build_web_app  # noqa: E402
-from rag.types import LoggedQuestion, Outcome, Source  # noqa: E402
+from rag.types import Feedback, LoggedQuestion, Outcome, Rating, Source  # noqa: E402
 from tests.e2e_core import real_core  # noqa: E402
 from tests.fakes.llm_server import FakeLLM, content_text  # noqa: E402
 from tests.web.browser import start_browser, wait_for  # noqa: E402
@@ -68,7 +68,13 @@ class Responder:
 def seed_questions(core: Core) -> None:
     assert core.questions is not None
     now = datetime.now(UTC)
-    printer = Source("9500", "Printer setup", core.settings.confluence_url + "/spaces/LUMEN/pages/9500")
+    printer = Source(
+        "9500",
+        "Printer setup",
+        core.settings.confluence_url + "/spaces/LUMEN/pages/9500",
+        version=3,
+        space="LUMEN",
+    )
     for day in range(14):
         for n in range(2 + (day * 7) % 5):
             question, outcome = ASKED[(day + n) % len(ASKED)]
@@ -82,6 +88,22 @@ def seed_questions(core: Core) -> None:
                 spaces=("LUMEN",),
             )
             core.questions.record(entry, user_id=f"user-{n}")
+    # One answer someone found outdated: what the "not helpful" table is for.
+    outdated = LoggedQuestion(
+        answer_id=secrets.token_urlsafe(12),
+        asked_at=now - timedelta(days=1),
+        question="Which queue does the floor printer use?",
+        outcome=Outcome.ANSWERED,
+        platform="slack",
+        answer="The floor printer quillprint7 prints through the queue OPS-PRN [1].",
+        sources=(printer,),
+        spaces=("LUMEN",),
+    )
+    core.questions.record(outdated, user_id="user-8")
+    comment = "The queue was renamed OPS-PRN2 last month."
+    core.questions.rate(
+        Feedback(outdated.answer_id, Rating.DOWN, user_id="user-9", platform="slack", comment=comment)
+    )
 
 
 def chat(driver: WebDriver, base: str) -> None:

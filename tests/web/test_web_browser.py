@@ -255,6 +255,11 @@ def admin_scenario(driver: WebDriver, site: Site, ask: Callable[[], None]) -> No
     assert len(driver.find_elements(By.CSS_SELECTOR, "#report svg rect.bar")) == len(report["by_day"])
     label = driver.find_element(By.CSS_SELECTOR, "#report svg").get_attribute("aria-label")
     assert label is not None and label.startswith(f"{report['questions']} questions")
+    # The most cited page with its space, and every space's own counts.
+    cells = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#report table:last-of-type tbody td")]
+    space = report["spaces"][0]
+    assert cells[:2] == [space["space"], str(space["questions"])]
+    assert report["top_pages"] and report["top_pages"][0]["title"] in driver.find_element(By.ID, "report").text
 
 
 async def _report_json(site: Site) -> dict[str, Any]:

@@ -193,22 +193,35 @@ function showReport(report) {
   const disliked = (report.disliked || []).map((d) => [
     d.question,
     element("p", { className: "plain", text: d.answer || "" }),
-    (d.sources || []).map((s) => (typeof s === "string" ? s : s.title || s.page_id)).join(", ") || "–",
+    (d.sources || []).map((s) => `${s.title || s.page_id} (v${s.version})`).join(", ") || "–",
+    (d.comments || []).join(" · ") || "–",
   ]);
-  const top = (report.top_pages || []).map((p) => [
-    typeof p === "string" ? p : p.title || p.page_id || "",
-    typeof p === "object" && p.count !== undefined ? p.count : p.citations ?? "",
-  ]);
-  view.report.replaceChildren(
+  const top = (report.top_pages || []).map((p) => [p.title || p.page_id, p.space, p.citations]);
+  const parts = [
     summary,
     chart(report.by_day || []),
     element("h3", { text: t("unanswered") }),
     table([t("question"), t("count"), t("lastAsked")], unanswered),
     element("h3", { text: t("disliked") }),
-    table([t("question"), t("answer"), t("sources")], disliked),
+    table([t("question"), t("answer"), t("sources"), t("comments")], disliked),
     element("h3", { text: t("topPages") }),
-    table([t("pageTitle"), t("count")], top),
-  );
+    table([t("pageTitle"), t("space"), t("count")], top),
+  ];
+  // Every space's own counts, when the report is not already about one space.
+  if (report.spaces && report.spaces.length) {
+    const rows = report.spaces.map((row) => [
+      row.space,
+      row.questions,
+      `${row.answered} (${percent(row.answered, row.questions)})`,
+      `${row.not_found} (${percent(row.not_found, row.questions)})`,
+      `${row.feedback.up} / ${row.feedback.down}`,
+    ]);
+    parts.push(
+      element("h3", { text: t("perSpace") }),
+      table([t("space"), t("questions"), t("answered"), t("notFound"), t("ratings")], rows),
+    );
+  }
+  view.report.replaceChildren(...parts);
 }
 
 async function loadReport() {
