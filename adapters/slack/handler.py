@@ -27,7 +27,7 @@ from adapters.slack import texts
 from adapters.slack.delivery import SLACK_ERRORS, describe
 from adapters.slack.events import InboundMessage, read_message
 from adapters.slack.feedback import FEEDBACK_ACTION, read_click
-from adapters.slack.progress import Pace, Recipient, SlackProgress
+from adapters.slack.progress import Pace, Recipient, SlackProgress, StreamRefusals
 from adapters.slack.render import render_notice
 from adapters.slack.sessions import channel_prefix, is_dm_channel, valid_id
 from rag import texts as core_texts
@@ -87,6 +87,7 @@ class SlackBot:
         self.client = client
         self._assistant = assistant
         self._pace = pace or Pace()
+        self._refusals = StreamRefusals()
         # Socket Mode needs no signing secret; without one, every HTTP request is refused.
         self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -277,7 +278,9 @@ class SlackBot:
 
     async def _respond(self, message: InboundMessage) -> None:
         recipient = Recipient(user_id=message.user_id, team_id=message.user_team_id)
-        progress = SlackProgress(self.client, message.conversation, recipient=recipient, pace=self._pace)
+        progress = SlackProgress(
+            self.client, message.conversation, recipient=recipient, pace=self._pace, refusals=self._refusals
+        )
         try:
             try:
                 reply = await self._assistant.ask(_incoming(message), progress=progress)

@@ -21,10 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import texts
@@ -60,6 +63,35 @@ class Recipient:
     team_id: str
 
 
+class StreamRefusals:
+    """Channels where Slack lately refused to start a stream: their answers are posted then updated at once,
+    rather than after one failed call each. Slack refuses by workspace setting or channel type, which change
+    rarely; a refusal is remembered for a while, per channel, in this process."""
+
+    def __init__(
+        self, *, ttl_s: float = 600.0, max_size: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl_s = ttl_s
+        self._max_size = max_size
+        self._clock = clock
+        self._until: OrderedDict[str, float] = OrderedDict()
+
+    def add(self, channel: str) -> None:
+        self._until[channel] = self._clock() + self._ttl_s
+        self._until.move_to_end(channel)
+        while len(self._until) > self._max_size:
+            self._until.popitem(last=False)
+
+    def refused(self, channel: str) -> bool:
+        until = self._until.get(channel)
+        if until is None:
+            return False
+        if until <= self._clock():
+            del self._until[channel]
+            return False
+        return True
+
+
 class SlackProgress:
     def __init__(
         self,
@@ -68,13 +100,18 @@ class SlackProgress:
         *,
         recipient: Recipient,
         pace: Pace,
+        refusals: StreamRefusals | None = None,
     ) -> None:
         self._client = client
         self._poster = Poster(client, conversation)
         self._pace = pace
         self._placeholder: str | None = None
         # Streams are thread replies: at the top level of a DM the draft is posted and updated.
-        self._stream = _Stream(client, conversation, recipient, pace) if conversation.thread_ts else None
+        self._stream = (
+            _Stream(client, conversation, recipient, pace, refusals or StreamRefusals())
+            if conversation.thread_ts
+            else None
+        )
         self._edits: _Edits | None = None
         self._drafted = ""
         self._pump = _Pump(self._show, self._interval)
@@ -209,16 +246,23 @@ class _Stream:
     """A thread reply streamed through chat.startStream / appendStream / stopStream."""
 
     def __init__(
-        self, client: AsyncWebClient, conversation: Conversation, recipient: Recipient, pace: Pace
+        self,
+        client: AsyncWebClient,
+        conversation: Conversation,
+        recipient: Recipient,
+        pace: Pace,
+        refusals: StreamRefusals,
     ) -> None:
         self._client = client
         self._conversation = conversation
         self._recipient = recipient
         self._pace = pace
+        self._refusals = refusals
         self.ts: str | None = None
         self._sent = ""  # the markdown Slack holds
-        # Slack refused to start one (a workspace without streaming): posted drafts stand in for it.
-        self.refused = False
+        # Slack refused to start one (a workspace without streaming), now or lately in this channel: posted
+        # drafts stand in for it.
+        self.refused = refusals.refused(conversation.channel_id)
         # Slack refused a piece of a stream begun (it ended it, a limit): nothing more goes into it.
         self._broken = False
         self._stopped = False  # chat.stopStream was called, whatever Slack answered
@@ -284,6 +328,8 @@ class _Stream:
                 self.ts = ts if isinstance(ts, str) and ts else None
         except SLACK_ERRORS as error:
             self.refused = self.ts is None
+            if self.refused and isinstance(error, SlackApiError):  # Slack said no, not the network
+                self._refusals.add(channel)
             self._failed(method, error)
             return True
         if self.ts is None:  # started, but with no message to append to or replace

@@ -158,6 +158,18 @@ async def test_where_streaming_is_refused_the_answer_is_posted_then_updated(
     assert "channel_type_not_supported" in line
 
 
+async def test_a_channel_that_refused_streaming_is_not_asked_again_for_every_answer(
+    bot: SlackServer, fake_slack: FakeSlack
+) -> None:
+    fake_slack.refuse_streaming("channel_type_not_supported")
+    await ask_in_channel(bot)
+    _, second = await ask_in_channel(bot)
+
+    assert [c.ok for c in fake_slack.calls_of("chat.startStream")] == [False]  # once for the channel
+    assert second.stream is None and second.edits >= 1 and "OPS-PRN" in second.text
+    assert feedback_values(second)
+
+
 async def test_a_model_failing_mid_answer_ends_with_the_passages_in_place_of_the_stream(
     bot: SlackServer, fake_slack: FakeSlack, llm: FakeLLM
 ) -> None:

@@ -259,7 +259,9 @@ def admin_scenario(driver: WebDriver, site: Site, ask: Callable[[], None]) -> No
     cells = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#report table:last-of-type tbody td")]
     space = report["spaces"][0]
     assert cells[:2] == [space["space"], str(space["questions"])]
-    assert report["top_pages"] and report["top_pages"][0]["title"] in driver.find_element(By.ID, "report").text
+    assert (
+        report["top_pages"] and report["top_pages"][0]["title"] in driver.find_element(By.ID, "report").text
+    )
 
 
 async def _report_json(site: Site) -> dict[str, Any]:
