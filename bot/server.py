@@ -247,7 +247,11 @@ def build_web_app(
 
     # Logs one line when it is off; when on, its trusted proxy's admin group counts for /admin/* too.
     channel = add_web_routes(
-        app, config=web_config(settings), assistant=core.assistant, start_sync=start_sync
+        app,
+        config=web_config(settings),
+        assistant=core.assistant,
+        start_sync=start_sync,
+        throttles=core.chat_state,
     )
     if channel is not None:
         app[PROXY_ADMIN] = channel.is_admin

@@ -453,6 +453,21 @@ class Dedupe(Protocol):
     def seen_keys(self, name: str, *, ttl_s: float, max_size: int) -> SeenKeys: ...
 
 
+class Throttle(Protocol):
+    """A token bucket per key (a user): what a channel allows one caller per minute."""
+
+    async def take(self, key: str) -> float:
+        """Takes one request from key's bucket: 0.0 when allowed, else the seconds until one would be.
+        0.0 when the store cannot tell: a limit that fails closed would refuse every user at once."""
+        ...
+
+
+class Throttles(Protocol):
+    """Makes a channel's Throttle: in this process, or in Redis so that replicas count together."""
+
+    def throttle(self, name: str, *, per_minute: float, burst: int) -> Throttle: ...
+
+
 class Participants(Protocol):
     """Which sessions the bot takes part in, and whose they are: what a reset of a whole channel needs."""
 

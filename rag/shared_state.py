@@ -46,7 +46,8 @@ _SCAN_BATCH = 500
 
 
 class RedisChatState:
-    """The chat state replicas share: a rag.ports.Dedupe, and the makers of the Participants and the gate."""
+    """The chat state replicas share: a rag.ports.Dedupe and Throttles, and the makers of the Participants and
+    the gate."""
 
     def __init__(self, url: str, *, key_prefix: str = KEY_PREFIX, timeout_s: float = QUICK_TIMEOUT_S) -> None:
         self._url = url
@@ -83,6 +84,9 @@ class RedisChatState:
     def quick_timeout_s(self) -> float:
         return self._timeout_s
 
+    def throttle(self, name: str, *, per_minute: float, burst: int) -> RedisThrottle:
+        return RedisThrottle(self, name=name, per_minute=per_minute, burst=burst)
+
     def seen_keys(self, name: str, *, ttl_s: float, max_size: int) -> RedisSeenKeys:
         """Redis expiry bounds the keys; `max_size` (the in-process cap) has nothing left to bound."""
         return RedisSeenKeys(self, name=name, ttl_s=ttl_s)
@@ -105,6 +109,53 @@ def _store_errors(what: str) -> Iterator[None]:
         yield
     except RedisError as exc:
         raise SessionStoreError(f"Redis {what} failed: {type(exc).__name__}") from exc
+
+
+# A token bucket in one atomic step, on Redis' own clock (replicas' clocks may differ): tokens refill at rate
+# per second up to capacity; taking one when there is none answers how long until there will be.
+_BUCKET_SCRIPT = """
+local now = redis.call('TIME')
+local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local capacity, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local kept = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens, at = tonumber(kept[1]) or capacity, tonumber(kept[2]) or t
+tokens = math.min(capacity, tokens + math.max(0, t - at) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(t))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return tostring(wait)
+"""
+
+
+class RedisThrottle:
+    """rag.ports.Throttle shared by replicas: a user's bucket is one Redis hash, kept while it refills."""
+
+    def __init__(self, state: RedisChatState, *, name: str, per_minute: float, burst: int) -> None:
+        if not per_minute > 0 or burst < 1:
+            raise ValueError("a throttle needs a positive rate and a burst of at least 1")
+        self._state = state
+        self._name = name
+        self._capacity = float(burst)
+        self._per_second = per_minute / 60.0
+        # Past a full refill the bucket is full again: nothing to keep.
+        self._ttl_ms = max(1000, math.ceil(self._capacity / self._per_second * 1000))
+
+    async def take(self, key: str) -> float:
+        try:
+            async with asyncio.timeout(self._state.quick_timeout_s * 2):
+                wait = await self._state.client().eval(
+                    _BUCKET_SCRIPT,
+                    1,
+                    self._state.key(f"throttle:{self._name}", key),
+                    repr(self._capacity),
+                    repr(self._per_second),
+                    str(self._ttl_ms),
+                )
+        except (RedisError, TimeoutError) as exc:
+            log.warning("Redis rate limit failed (%s): %s allowed", type(exc).__name__, self._name)
+            return 0.0
+        return float(wait.decode() if isinstance(wait, bytes) else wait)
 
 
 class RedisSeenKeys:

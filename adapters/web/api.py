@@ -27,10 +27,10 @@ from aiohttp import web
 from adapters.teams.markdown import source_url
 from adapters.web.auth import Authenticator, Identity, Refused
 from adapters.web.config import WebConfig
-from adapters.web.limits import RateLimiter, retry_after
+from adapters.web.limits import retry_after
 from adapters.web.render import MAX_SOURCES, render_draft, render_reply, source_title
 from rag import texts
-from rag.ports import Assistant
+from rag.ports import Assistant, Throttle
 from rag.safe_text import is_web_url
 from rag.types import Feedback, IncomingMessage, Rating, Reply, ReplyKind
 
@@ -74,7 +74,7 @@ class _Drafts:
 
 class WebApi:
     def __init__(
-        self, *, config: WebConfig, assistant: Assistant, start_sync: StartSync, limiter: RateLimiter
+        self, *, config: WebConfig, assistant: Assistant, start_sync: StartSync, limiter: Throttle
     ) -> None:
         self._config = config
         self._assistant = assistant
@@ -120,7 +120,7 @@ class WebApi:
 
     async def reset(self, request: web.Request) -> web.Response:
         identity = self._identify(request)
-        self._take(identity)
+        await self._take(identity)
         session_id = _session_id(request.match_info.get("session_id", ""))
         reply = await self._assistant.ask(self._message(identity, session_id, "reset"))
         if reply.text == texts.RESET_FAILED:
@@ -129,7 +129,7 @@ class WebApi:
 
     async def feedback(self, request: web.Request) -> web.Response:
         identity = self._identify(request)
-        self._take(identity)
+        await self._take(identity)
         body = await self._json(request)
         answer_id, rating = body.get("answer_id"), body.get("rating")
         if not isinstance(answer_id, str) or not _ANSWER_ID.match(answer_id):
@@ -158,8 +158,8 @@ class WebApi:
         except Refused as refused:
             raise Problem(401, str(refused), headers={"WWW-Authenticate": 'Bearer realm="wikibot"'}) from None
 
-    def _take(self, identity: Identity) -> None:
-        wait_s = self._limiter.take(identity.user_id)
+    async def _take(self, identity: Identity) -> None:
+        wait_s = await self._limiter.take(identity.user_id)
         if wait_s > 0:
             raise Problem(
                 429, "too many requests: wait a moment", headers={"Retry-After": retry_after(wait_s)}
@@ -167,7 +167,7 @@ class WebApi:
 
     async def _question(self, request: web.Request) -> tuple[Identity, IncomingMessage, str]:
         identity = self._identify(request)
-        self._take(identity)
+        await self._take(identity)
         body = await self._json(request)
         session_id = _session_id(body.get("session_id"))
         query = body.get("query")

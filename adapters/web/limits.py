@@ -1,4 +1,5 @@
-"""How much one user may ask: a token bucket per user, in this process."""
+"""How much one user may ask: a token bucket per user (rag.ports.Throttle), in this process unless the
+composition root hands in a shared one (Redis: replicas then count together)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,31 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from adapters.web.config import RateLimit
-
 # Users are authenticated, so their number is the deployment's; the bound only caps a misbehaving proxy.
 _MAX_USERS = 10_000
 
 
-class RateLimiter:
-    """Each user's bucket holds up to `burst` requests and refills at `per_minute`. Several replicas each
-    keep their own buckets: a user behind a round-robin balancer gets up to that many times the limit,
-    which still stops a runaway script."""
+class LocalThrottles:
+    """rag.ports.Throttles in this process: each replica keeps its own buckets (with REDIS_URL they are shared)."""
 
-    def __init__(self, limit: RateLimit, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._capacity = float(limit.burst)
-        self._per_second = limit.per_minute / 60.0
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+
+    def throttle(self, name: str, *, per_minute: float, burst: int) -> LocalThrottle:
+        return LocalThrottle(per_minute=per_minute, burst=burst, clock=self._clock)
+
+
+class LocalThrottle:
+    """Each user's bucket holds up to `burst` requests and refills at `per_minute`."""
+
+    def __init__(self, *, per_minute: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._capacity = float(burst)
+        self._per_second = per_minute / 60.0
         self._clock = clock
         # user → (tokens left, when they were counted); least recently seen first.
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
-    def take(self, user: str) -> float:
+    async def take(self, user: str) -> float:
         """Takes one request from the user's bucket: 0.0 when allowed, else the seconds until it would be."""
         now = self._clock()
         tokens, then = self._buckets.pop(user, (self._capacity, now))

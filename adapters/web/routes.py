@@ -10,9 +10,9 @@ from aiohttp import web
 
 from adapters.web.api import Problem, StartSync, WebApi, harden
 from adapters.web.config import WebConfig
-from adapters.web.limits import RateLimiter
+from adapters.web.limits import LocalThrottles
 from adapters.web.pages import ASSET_PREFIX, Pages
-from rag.ports import Assistant
+from rag.ports import Assistant, Throttles
 
 _LOG = logging.getLogger(__name__)
 ANONYMOUS_WARNING = (
@@ -42,18 +42,26 @@ def _answering(handler: Handler) -> Handler:
 
 
 def add_web_routes(
-    app: web.Application, *, config: WebConfig, assistant: Assistant, start_sync: StartSync
+    app: web.Application,
+    *,
+    config: WebConfig,
+    assistant: Assistant,
+    start_sync: StartSync,
+    throttles: Throttles | None = None,
 ) -> WebApi | None:
     """Mounts /, /admin, /web/* and the JSON API; None (nothing mounted) when no way in is configured.
-    `start_sync` is the server's own admin sync, which POST /ingest answers with."""
+    `start_sync` is the server's own admin sync, which POST /ingest answers with; `throttles` the users' rate
+    limits' store (this process's unless replicas share one)."""
     if not config.enabled:
         _LOG.info("%s", OFF_LINE)
         return None
     if config.allow_anonymous:
         _LOG.warning("%s", ANONYMOUS_WARNING)
-    api = WebApi(
-        config=config, assistant=assistant, start_sync=start_sync, limiter=RateLimiter(config.rate_limit)
+    limit = config.rate_limit
+    limiter = (throttles or LocalThrottles()).throttle(
+        "web-questions", per_minute=limit.per_minute, burst=limit.burst
     )
+    api = WebApi(config=config, assistant=assistant, start_sync=start_sync, limiter=limiter)
     pages = Pages()
     router = app.router
     router.add_get("/", pages.chat)

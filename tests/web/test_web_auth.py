@@ -8,11 +8,17 @@ import logging
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.web.routes import ANONYMOUS_WARNING, OFF_LINE
+from adapters.web.routes import ANONYMOUS_WARNING, OFF_LINE, add_web_routes
 from bot.config import SettingsError, load_settings
+from bot.platforms import web_config
 from bot.server import RUNNER
+from rag.shared_state import RedisChatState
+from tests.e2e_core import real_core
 from tests.fakes.llm_server import FakeLLM
+from tests.fakes.redis_server import unique_prefix
 from tests.web.conftest import ADMIN, ALICE, bearer, serving
 
 QUESTION = {"session_id": "s1", "query": "how do I add the quillprint7 printer?"}
@@ -116,3 +122,47 @@ async def test_without_tokens_proxies_or_anonymous_the_channel_is_not_there(
             assert (await web.request(method, path, headers=bearer(ADMIN))).status in (404, 405), path
         # The server's own admin endpoints stay, for the admin token.
         assert (await web.get("/admin/status", headers=bearer(ADMIN))).status == 200
+
+
+async def test_replicas_sharing_redis_count_a_users_requests_together(
+    tmp_path: Path, e2e_llm: FakeLLM, redis_url: str
+) -> None:
+    # Two replicas behind a round-robin balancer: without a shared bucket, Alice would get twice her limit.
+    state = RedisChatState(redis_url, key_prefix=unique_prefix())
+    settings = {"web_tokens": f"alice:{ALICE}", "web_rate_limit_burst": 2, "web_rate_limit_per_minute": 6}
+    with real_core(tmp_path / "data", e2e_llm, **settings) as core:
+        replicas = []
+        for _ in range(2):
+            app = web.Application()
+            add_web_routes(
+                app,
+                config=web_config(core.settings),
+                assistant=core.assistant,
+                start_sync=_no_sync,
+                throttles=state,
+            )
+            replicas.append(TestClient(TestServer(app)))
+        async with replicas[0] as first, replicas[1] as second:
+            assert (await first.post("/query", json=QUESTION, headers=bearer(ALICE))).status == 200
+            assert (await second.post("/query", json=QUESTION, headers=bearer(ALICE))).status == 200
+            limited = await first.post("/query", json=QUESTION, headers=bearer(ALICE))
+            assert limited.status == 429 and 1 <= int(limited.headers["Retry-After"]) <= 10
+    await state.aclose()
+
+
+async def _no_sync(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"started": False}, status=409)
+
+
+async def test_a_shared_bucket_refills_at_its_rate(redis_url: str) -> None:
+    state = RedisChatState(redis_url, key_prefix=unique_prefix())
+    try:
+        throttle = state.throttle("test", per_minute=600, burst=2)  # one back every 0.1 s
+        assert [await throttle.take("alice") for _ in range(2)] == [0.0, 0.0]
+        wait = await throttle.take("alice")
+        assert 0.0 < wait <= 0.1
+        assert await throttle.take("bob") == 0.0  # everyone has their own bucket
+        await asyncio.sleep(0.15)
+        assert await throttle.take("alice") == 0.0
+    finally:
+        await state.aclose()
