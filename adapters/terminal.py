@@ -24,11 +24,11 @@ from rich.padding import Padding
 from rich.style import Style
 from rich.text import Text
 
-from adapters.teams.markdown import source_url, to_teams_markdown
+from adapters.teams.markdown import to_teams_markdown
 from rag.answering import excerpt, passage_body, subheading
 from rag.markdown import closes_fence, fence_opening
 from rag.ports import Assistant
-from rag.safe_text import clean
+from rag.safe_text import clean, source_url
 from rag.types import Hit, IncomingMessage, Reply, Source
 
 PROMPT = "you> "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from urllib.parse import quote
 
 # Zero-width joiner and non-joiner are spelling in Persian and Indic scripts and glue emoji sequences (👩‍💻):
 # kept between two non-ASCII characters, where that is what they do; anywhere else they only hide things.
@@ -77,3 +78,13 @@ URL = re.compile(
 def is_web_url(url: str) -> bool:
     """Whether a URL may be a live link at all: http(s) only (never javascript:, data:, a relative path)."""
     return re.match(r"https?://[^\s/?#]", url, re.IGNORECASE) is not None
+
+
+def source_url(url: str) -> str | None:
+    """A source's URL fit for a markdown link destination, or None when it is not http(s)."""
+    url = url.strip()
+    if not is_web_url(url):
+        return None
+    # Parentheses, spaces and angle brackets would end the destination; non-ASCII (bidi controls included) is
+    # percent-encoded, so the link keeps its target and shows nothing invisible.
+    return quote(url, safe=":/?#[]@!$&'*+,;=%~-._")

@@ -13,26 +13,15 @@ Teams' own (a fence longer than any run of backticks inside).
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 
 from rag.inert_markdown import code, escape_code, escape_html
 from rag.inert_markdown import line as prose_line
 from rag.markdown import closes_fence, fence_opening
-from rag.safe_text import MARKDOWN_LINK, URL, clean, is_web_url
+from rag.safe_text import MARKDOWN_LINK, URL, clean
 
-__all__ = ["code", "escape_code", "escape_html", "link_label", "plain", "source_url", "to_teams_markdown"]
+__all__ = ["code", "escape_code", "escape_html", "link_label", "plain", "to_teams_markdown"]
 
 _TAG = re.compile(r"<[^<>]*>")
-
-
-def source_url(url: str) -> str | None:
-    """A source's URL fit for a markdown link destination, or None when it is not http(s)."""
-    url = url.strip()
-    if not is_web_url(url):
-        return None
-    # Parentheses, spaces and angle brackets would end the destination; non-ASCII (bidi controls included) is
-    # percent-encoded, so the link keeps its target and shows nothing invisible.
-    return quote(url, safe=":/?#[]@!$&'*+,;=%~-._")
 
 
 def link_label(text: str) -> str:

@@ -18,8 +18,9 @@ from typing import Any
 
 from botbuilder.schema import Activity, ActivityTypes, Entity
 
-from adapters.teams.markdown import link_label, plain, source_url, to_teams_markdown
+from adapters.teams.markdown import link_label, plain, to_teams_markdown
 from rag import texts
+from rag.safe_text import source_url
 from rag.types import Reply, ReplyKind, Source
 
 # Teams' own limit: a message with more citations is refused (400), and the Sources list follows the pills.

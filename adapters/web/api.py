@@ -24,14 +24,13 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.teams.markdown import source_url
 from adapters.web.auth import Authenticator, Identity, Refused
 from adapters.web.config import WebConfig
 from adapters.web.limits import retry_after
 from adapters.web.render import MAX_SOURCES, render_draft, render_reply, source_title
 from rag import texts
 from rag.ports import Assistant, Throttle
-from rag.safe_text import is_web_url
+from rag.safe_text import is_web_url, source_url
 from rag.types import Feedback, IncomingMessage, Rating, Reply, ReplyKind
 
 _LOG = logging.getLogger(__name__)

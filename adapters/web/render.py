@@ -15,7 +15,6 @@ import html
 import re
 from collections.abc import Sequence
 
-from adapters.teams.markdown import source_url
 from rag.inert_markdown import Slots
 from rag.markdown import (
     BOLD,
@@ -32,7 +31,7 @@ from rag.markdown import (
     closes_fence,
     fence_opening,
 )
-from rag.safe_text import LINK_DEFINITION, clean
+from rag.safe_text import LINK_DEFINITION, clean, source_url
 from rag.types import Reply, Source
 
 _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
