@@ -4,7 +4,6 @@ streaming path against the loopback model."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,10 @@ from bot.app import Core
 from bot.demo.confluence_fake import ConfluenceFake
 from rag.answering import MODEL_DOWN_INTRO
 from rag.drafting import Draft
-from rag.llm import LiteLLMChatModel
 from rag.types import Chunk, Hit, IncomingMessage
 from tests.fakes.embedder import HashingEmbedder
 from tests.fakes.llm_server import FakeLLM
-from tests.support import PASSWORD, USER, make_core, settings_for
+from tests.support import make_core, settings_for
 
 
 class Recorder:
@@ -34,32 +32,15 @@ class Recorder:
         self.drafts.append(text)
 
 
-@pytest.fixture(scope="module")
-def wiki() -> Iterator[ConfluenceFake]:
-    with ConfluenceFake(username=USER, password=PASSWORD) as fake:
-        fake.add_page(
-            page_id="9500",
-            title="Printer setup",
-            body="<h1>Printers</h1><p>The floor printer is called quillprint7 and uses the queue OPS-PRN.</p>",
-        )
-        yield fake
+@pytest.fixture
+def llm(e2e_llm: FakeLLM) -> FakeLLM:
+    return e2e_llm
 
 
 @pytest.fixture
-def llm() -> Iterator[FakeLLM]:
-    with FakeLLM() as fake:
-        yield fake
-
-
-@pytest.fixture
-def core(wiki: ConfluenceFake, llm: FakeLLM, tmp_path: Path) -> Iterator[Core]:
-    model = LiteLLMChatModel(
-        model="openai/wiki-test", api_base=llm.url, api_key="test-key-123", timeout_s=10, num_retries=0
-    )
-    core = make_core(settings_for(wiki, tmp_path / "data"), embedder=HashingEmbedder(), chat_model=model)
-    assert core.sync().ok
-    yield core
-    core.close()
+def core(e2e_core: Core) -> Core:
+    """The channels' end-to-end core: the sample wiki and its printer page, the loopback model."""
+    return e2e_core
 
 
 async def _ask(core: Core, text: str, progress: Recorder) -> object:
@@ -123,12 +104,12 @@ async def test_without_progress_the_model_is_not_asked_to_stream(core: Core, llm
     assert not llm.last_request.get("stream")
 
 
-async def test_passages_without_a_model_are_not_streamed(wiki: ConfluenceFake, tmp_path: Path) -> None:
-    core = make_core(settings_for(wiki, tmp_path / "data"), embedder=HashingEmbedder())
+async def test_passages_without_a_model_are_not_streamed(fake: ConfluenceFake, tmp_path: Path) -> None:
+    core = make_core(settings_for(fake, tmp_path / "data"), embedder=HashingEmbedder())
     try:
         assert core.sync().ok
         progress = Recorder()
-        reply = await _ask(core, "Which queue does quillprint7 use?", progress)
+        reply = await _ask(core, "How do I connect to the VPN from home?", progress)
         assert reply.mode == "extractive"  # type: ignore[attr-defined]
         assert progress.working_calls == 1 and progress.drafts == []
     finally:
