@@ -7,7 +7,6 @@ of the passages the search came closest with (that space's owners are the ones w
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from collections import Counter
@@ -15,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import numpy as np
 
 from rag.types import LoggedQuestion, Outcome
 
@@ -177,14 +178,19 @@ def group_similar(
         for i, question in enumerate(questions):
             groups.setdefault(" ".join(sorted(set(_words(question)))), []).append(i)
         return list(groups.values())
-    vectors = [_unit(v) for v in embed([_normal(q) for q in questions])]
+    # The same question asked again is embedded once; the comparisons are one matrix product per question.
+    texts = [_normal(q) for q in questions]
+    distinct = list(dict.fromkeys(texts))
+    matrix = np.asarray(embed(distinct), dtype=np.float32)
+    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    row = {text: n for n, text in enumerate(distinct)}
+    vectors = matrix[[row[t] for t in texts]]
     heads: list[int] = []
     members: dict[int, list[int]] = {}
     for i, vector in enumerate(vectors):
-        for head in heads:
-            if _dot(vectors[head], vector) >= threshold:
-                members[head].append(i)
-                break
+        close = np.flatnonzero(vectors[heads] @ vector >= threshold) if heads else np.empty(0, dtype=np.intp)
+        if close.size:
+            members[heads[int(close[0])]].append(i)
         else:
             heads.append(i)
             members[i] = [i]
@@ -198,12 +204,3 @@ def _normal(text: str) -> str:
 def _words(text: str) -> list[str]:
     folded = unicodedata.normalize("NFKD", text.casefold())
     return _WORD.findall("".join(c for c in folded if not unicodedata.combining(c)))
-
-
-def _unit(vector: Sequence[float]) -> list[float]:
-    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
-    return [x / norm for x in vector]
-
-
-def _dot(a: Sequence[float], b: Sequence[float]) -> float:
-    return sum(x * y for x, y in zip(a, b, strict=True))
