@@ -126,6 +126,8 @@ async def run(
                 "refused": refused,
                 "dense": round(retrieved.best_similarity, 4),
                 "rerank": None if retrieved.rerank_score is None else round(retrieved.rerank_score, 3),
+                "translated": retrieved.translated,
+                "unknown_terms": list(retrieved.unknown_terms),
             }
         )
         if q["kind"] == "unanswerable":

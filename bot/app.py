@@ -19,6 +19,7 @@ from rag.answering import Prompts
 from rag.chunking import CHUNK_FORMAT, ChunkedPage, PageLimits, chunk_bounded
 from rag.confluence import ConfluenceSource, RestClient, bounded_retry
 from rag.conversation import Conversation, Limits
+from rag.crosslingual import Glossary, QueryTranslator
 from rag.embedding_runtime import LazyEmbedder, token_scaled_length
 from rag.index import ChromaStore, open_chroma
 from rag.knowledge import KnowledgeBase, Ledger
@@ -400,6 +401,7 @@ def build_core(
         mode=settings.retrieval_mode,
         reranker=(reranker or CrossEncoderReranker()) if settings.retrieval_rerank else None,
         rerank_candidates=settings.retrieval_rerank_candidates,
+        translator=QueryTranslator(Glossary.french()) if settings.retrieval_translate else None,
     )
     store = sessions or build_sessions(settings)
     metrics = build_metrics(kb)

@@ -27,7 +27,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from rag.lexical_store import CatchUpBusy, LexicalFile, LexicalWrite, PageState
@@ -59,6 +59,15 @@ class SqliteLexicalIndex:
         self._at: tuple[str, int] | None = None
 
     def search(self, query: str, *, active: ActiveIndex, k: int) -> list[tuple[Chunk, float]]:
+        serving = self._caught_up(active)
+        return [] if serving is None else serving.search(query, k=k)
+
+    def document_frequencies(self, terms: Iterable[str], *, active: ActiveIndex) -> dict[str, int]:
+        serving = self._caught_up(active)
+        return {} if serving is None else serving.document_frequencies(terms)
+
+    def _caught_up(self, active: ActiveIndex) -> LexicalFile | None:
+        """The file to read: caught up to active first, unless another thread is catching up."""
         if self._at != (active.name, active.revision) and self._lock.acquire(blocking=False):
             if self._serving is not None and self._at is not None and self._at[0] != active.name:
                 # A new collection's file is built from every chunk (tens of seconds at 100k): beside the
@@ -68,8 +77,7 @@ class SqliteLexicalIndex:
                 ).start()
             else:
                 self._locked_catch_up(active)
-        serving = self._serving
-        return [] if serving is None else serving.search(query, k=k)
+        return self._serving
 
     def catch_up(self, active: ActiveIndex) -> None:
         with self._lock:

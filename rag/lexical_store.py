@@ -103,6 +103,16 @@ class LexicalFile:
             finally:
                 db.execute("COMMIT")
 
+    def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
+        """How many chunks hold each of these terms; a term no chunk holds is left out."""
+        wanted = sorted(set(terms))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        with self._reader() as db:
+            rows = db.execute(f"SELECT term, df FROM postings WHERE term IN ({marks})", wanted).fetchall()  # noqa: S608
+        return {str(term): int(df) for term, df in rows if int(df) > 0}
+
     @contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:
         try:

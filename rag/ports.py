@@ -285,6 +285,10 @@ class LexicalIndex(Protocol):
         moved, unless another thread is catching up: then answers from the last complete state at once."""
         ...
 
+    def document_frequencies(self, terms: Iterable[str], *, active: ActiveIndex) -> dict[str, int]:
+        """How many chunks of the wiki hold each term (rag.lexical terms); terms it never uses are left out."""
+        ...
+
     def catch_up(self, active: ActiveIndex) -> None:
         """Brings the index to active's revision now, waiting for a catch-up under way (the sync calls it)."""
         ...

@@ -68,7 +68,7 @@ class WikiAssistant:
         if not await asyncio.to_thread(self._retriever.ready):
             return Reply.error(texts.EMPTY_INDEX)
         language = await asyncio.to_thread(self._language.detect, question)
-        standalone, retrieved = await self._retrieve(history, question)
+        standalone, retrieved = await self._retrieve(history, question, language)
         spaces = tuple(dict.fromkeys(hit.chunk.space for hit in retrieved.hits))
         reply = await self._reply(history, standalone, retrieved, language, progress)
         return replace(reply, language=language, spaces=spaces)
@@ -102,31 +102,35 @@ class WikiAssistant:
 
     async def retrieve(self, question: str, history: Sequence[Turn], *, k: int | None = None) -> Retrieved:
         """The passages the answer to this question would use, without answering."""
-        _, retrieved = await self._retrieve(history, question.strip(), k=k)
+        question = question.strip()
+        language = await asyncio.to_thread(self._language.detect, question)
+        _, retrieved = await self._retrieve(history, question, language, k=k)
         return retrieved
 
     async def _retrieve(
-        self, history: Sequence[Turn], question: str, *, k: int | None = None
+        self, history: Sequence[Turn], question: str, language: str, *, k: int | None = None
     ) -> tuple[str, Retrieved]:
         """The question as retrieval should read it, and what it retrieves."""
         if not any(t.role == "user" for t in history):
-            return question, await self._search(question, k=k)
+            return question, await self._search(question, language, k=k)
         if self._model is not None:
             standalone = await self._condensed(self._model, history, question)
-            return standalone, await self._search(standalone, k=k)
+            return standalone, await self._search(standalone, language, k=k)
         # Without a model, a follow-up ("and on Linux?") borrows the previous question's topic; a
         # message that stands on its own starts a new one and is searched alone.
         last_user = _topic_of(history)
         link = topic_link(question)
         if link is TopicLink.CONTINUES:
             standalone = f"{last_user}\n{question}"
-            return standalone, await self._search(standalone, k=k)
+            return standalone, await self._search(standalone, language, k=k)
         context = last_user if link is TopicLink.MAYBE else ""
-        return question, await self._search(question, k=k, context=context)
+        return question, await self._search(question, language, k=k, context=context)
 
-    async def _search(self, text: str, *, k: int | None, context: str = "") -> Retrieved:
+    async def _search(self, text: str, language: str, *, k: int | None, context: str = "") -> Retrieved:
         started = time.perf_counter()
-        retrieved = await asyncio.to_thread(self._retriever.search, text, k=k, context=context)
+        retrieved = await asyncio.to_thread(
+            self._retriever.search, text, k=k, context=context, language=language
+        )
         self._telemetry.retrieval(seconds=time.perf_counter() - started)
         return retrieved
 
