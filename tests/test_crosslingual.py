@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rag.crosslingual import Glossary, QueryTranslator
+from rag.crosslingual import Glossary, KnownTerms, QueryTranslator
 
 
-def _wiki(*words: str) -> object:
+def _wiki(*words: str) -> KnownTerms:
     vocabulary = frozenset(words)
 
     def known(terms: Iterable[str]) -> frozenset[str]:
@@ -18,7 +18,7 @@ def _wiki(*words: str) -> object:
 
 def _english(question: str, *wiki_words: str) -> list[str]:
     known = _wiki(*wiki_words)
-    return QueryTranslator(Glossary.french()).english(question, known).split()  # type: ignore[arg-type]
+    return QueryTranslator(Glossary.french()).english(question, known).split()
 
 
 def test_the_glossary_renders_phrases_before_their_words() -> None:
@@ -29,7 +29,9 @@ def test_the_glossary_renders_phrases_before_their_words() -> None:
 
 
 def test_accents_and_case_do_not_matter() -> None:
-    assert _english("Comment FUSIONNER deux dictionnaires ?") == _english("comment fusionner deux dictionnaires")
+    assert _english("Comment FUSIONNER deux dictionnaires ?") == _english(
+        "comment fusionner deux dictionnaires"
+    )
     assert "merge" in _english("fusionner")
 
 
@@ -40,12 +42,20 @@ def test_a_cognate_is_kept_only_when_the_wiki_uses_that_english_word() -> None:
 
 
 def test_words_the_wiki_uses_as_they_are_stay_and_french_filler_goes() -> None:
-    words = _english("est-ce que je peux faire un rebase interactif avec git ?", "rebase", "git", "interactive")
+    words = _english(
+        "est-ce que je peux faire un rebase interactif avec git ?", "rebase", "git", "interactive"
+    )
     assert words == ["rebase", "interactive", "with", "git"]
 
 
 def test_nothing_is_rendered_from_words_neither_the_glossary_nor_the_wiki_knows() -> None:
-    assert _english("réserver une salle au bureau de Luxembourg") == ["book", "reserve", "room", "office", "desk"]
+    assert _english("réserver une salle au bureau de Luxembourg") == [
+        "book",
+        "reserve",
+        "room",
+        "office",
+        "desk",
+    ]
     assert _english("blorbiste zanguleux") == []
 
 
