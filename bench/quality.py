@@ -127,7 +127,7 @@ async def run(
                 "dense": round(retrieved.best_similarity, 4),
                 "rerank": None if retrieved.rerank_score is None else round(retrieved.rerank_score, 3),
                 "translated": retrieved.translated,
-                "unknown_terms": list(retrieved.unknown_terms),
+                "unseen_names": list(retrieved.unseen_names),
             }
         )
         if q["kind"] == "unanswerable":

@@ -392,6 +392,7 @@ def build_core(
         shared=state.lease is not None,
     )
     lexical = SqliteLexicalIndex(settings.lexical_path, kb)
+    language = LanguageDetector()
     retriever = HybridRetriever(
         kb,
         emb,
@@ -402,6 +403,7 @@ def build_core(
         reranker=(reranker or CrossEncoderReranker()) if settings.retrieval_rerank else None,
         rerank_candidates=settings.retrieval_rerank_candidates,
         translator=QueryTranslator(Glossary.french()) if settings.retrieval_translate else None,
+        passage_language=language.detect,
     )
     store = sessions or build_sessions(settings)
     metrics = build_metrics(kb)
@@ -419,8 +421,11 @@ def build_core(
         abstention=AbstentionPolicy(
             min_similarity=settings.retrieval_min_similarity,
             min_rerank_score=settings.retrieval_min_rerank_score,
+            weak_rerank_score=settings.retrieval_weak_rerank_score,
+            weak_similarity=settings.retrieval_weak_similarity,
+            unseen_name_rerank_score=settings.retrieval_unseen_name_rerank_score,
         ),
-        language=LanguageDetector(),
+        language=language,
         telemetry=metrics,
     )
     limits = Limits(

@@ -92,7 +92,10 @@ class Settings(BaseSettings):
     retrieval_rerank_candidates: int = Field(default=16, ge=1, le=100)
     # French questions also searched in English words (rag/crosslingual.py): the wiki is written in English.
     retrieval_translate: bool = True
-    retrieval_min_rerank_score: float = Field(default=-6.0, ge=-30, le=30)
+    retrieval_min_rerank_score: float = Field(default=-7.0, ge=-30, le=30)
+    retrieval_weak_rerank_score: float = Field(default=-5.0, ge=-30, le=30)
+    retrieval_weak_similarity: float = Field(default=0.45, ge=0, le=1)
+    retrieval_unseen_name_rerank_score: float = Field(default=-2.0, ge=-30, le=30)
     max_question_chars: int = Field(default=2000, ge=10, le=100000)
 
     # Model

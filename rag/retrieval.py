@@ -4,7 +4,8 @@ re-scored by a cross-encoder, pages ranked by their best passages, at most N pas
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from rag.chunking import embedding_text
@@ -30,6 +31,12 @@ LEXICAL_WEIGHT = 0.6
 # Candidates the cross-encoder re-scores: its cost grows with each (~70 ms of CPU a pair of 256 tokens).
 # 12 → 16 (lexical weight 0.6): recall@5 0.895 → 0.920 on bench/quality_set; 20 or 40 found no more.
 RERANK_CANDIDATES = 16
+# Passages in which the names a question uses are looked for (rag/abstention.py): about what an answer shows.
+NAMES_CHECKED_IN = 5
+# A word written as a name: a capital after its first letter ("GitLab", "JVM"), or an initial capital
+# anywhere but at the start of a sentence ("our Splunk index").
+_WORD = re.compile(r"[^\W\d_][\w'’.-]*")
+_SENTENCE_END = re.compile(r"[.!?:;]\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +52,35 @@ class Retrieved:
     # The question in the wiki's language, as also searched and as the cross-encoder read it ("" when the
     # question was in the wiki's language, or nothing could be rendered).
     translated: str = ""
-    # The question's terms the wiki never uses anywhere ("kubernetes" in a wiki without it).
-    unknown_terms: tuple[str, ...] = ()
+    # What the question names ("JVM", "Splunk") that none of the first passages mentions.
+    unseen_names: tuple[str, ...] = ()
+
+
+def names(question: str) -> list[str]:
+    """The words the question writes as names: products, places, acronyms ("Kafka", "VPN")."""
+    found: list[str] = []
+    for match in _WORD.finditer(question):
+        word = re.sub(r"['’]s$", "", match.group()).rstrip(".")
+        starts_sentence = not question[: match.start()].strip() or bool(
+            _SENTENCE_END.search(question[: match.start()])
+        )
+        # Versions, paths, contractions and model numbers ("v2.3", "obj.area", "I'm", "G1") are left out.
+        if any(c in word for c in ".-'’") or any(c.isdigit() for c in word) or len(word) < 2:
+            continue
+        capitals = sum(c.isupper() for c in word)
+        if capitals >= 2 or (capitals == 1 and word[0].isupper() and not starts_sentence):
+            found.append(word)
+    return found
+
+
+def unseen_names(question: str, passages: Sequence[Chunk]) -> tuple[str, ...]:
+    """The question's names that none of the passages (titles included) mentions."""
+    wanted = [(name, tokenize(name)) for name in names(question)]
+    wanted = [(name, terms) for name, terms in wanted if terms]
+    if not wanted:
+        return ()
+    seen = {t for chunk in passages for t in tokenize(f"{chunk.title}\n{chunk.text}")}
+    return tuple(dict.fromkeys(name for name, terms in wanted if not all(t in seen for t in terms)))
 
 
 def rrf(
@@ -102,6 +136,7 @@ class HybridRetriever:
         reranker: Reranker | None = None,
         rerank_candidates: int = RERANK_CANDIDATES,
         translator: QueryTranslator | None = None,
+        passage_language: Callable[[str], str] | None = None,
     ) -> None:
         if mode not in ("hybrid", "dense", "lexical"):
             raise ValueError(f"unknown retrieval mode {mode!r}")
@@ -114,6 +149,8 @@ class HybridRetriever:
         self._reranker = reranker
         self._rerank_candidates = rerank_candidates
         self._translator = translator
+        # Which language a passage is written in (only asked of a translated question's candidates).
+        self._passage_language = passage_language or (lambda text: "en")
         self._warned_for: str | None = None
 
     def ready(self) -> bool:
@@ -173,18 +210,17 @@ class HybridRetriever:
                 weights.append(LEXICAL_WEIGHT if use_dense else 1.0)
         kept = [(r, w) for r, w in zip(rankings, weights, strict=True) if r]
         scored = rrf([r for r, _ in kept], [w for _, w in kept])
-        judged = translated or query
-        rerank_score = None if self._reranker is None else self._rerank(self._reranker, judged, scored)
+        rerank_score = (
+            None if self._reranker is None else self._rerank(self._reranker, scored, query, translated)
+        )
         hits = by_page(scored, k=k, max_per_page=self._max_per_page)
-        known = vocabulary(tokenize(query))
-        unknown = tuple(dict.fromkeys(t for t in tokenize(query) if t not in known))
         return Retrieved(
             tuple(hits),
             best_similarity,
             dense_used=use_dense,
             rerank_score=rerank_score,
             translated=translated,
-            unknown_terms=unknown,
+            unseen_names=unseen_names(query, [hit.chunk for hit in hits[:NAMES_CHECKED_IN]]),
         )
 
     def _vocabulary(self, active: ActiveIndex) -> KnownTerms:
@@ -200,16 +236,28 @@ class HybridRetriever:
 
         return known
 
-    def _rerank(self, reranker: Reranker, query: str, scored: dict[str, tuple[Chunk, float]]) -> float | None:
+    def _rerank(
+        self, reranker: Reranker, scored: dict[str, tuple[Chunk, float]], query: str, translated: str
+    ) -> float | None:
         """Adds the cross-encoder's ranking of the best candidates to their fused scores, in place.
 
         Its ranking is fused like the others rather than replacing them: alone it ranks worse than
-        together with dense and lexical (MRR@10 0.668 alone, 0.745 fused, on bench/quality_set).
+        together with dense and lexical (MRR@10 0.668 alone, 0.745 fused, on bench/quality_set). A
+        translated question is read in each passage's language: the English rendering against English
+        passages, the question as asked against passages in its own language (a wiki may hold both).
         """
         best = sorted(scored, key=lambda c: (-scored[c][1], c))[: self._rerank_candidates]
         if not best:
             return None
-        logits = reranker.score(query, [scored[c][0].text for c in best])
+        texts = [scored[c][0].text for c in best]
+        if not translated:
+            logits = reranker.score(query, texts)
+        else:
+            source = self._translator.source_language if self._translator is not None else ""
+            own = [self._passage_language(text) == source for text in texts]
+            as_asked = iter(reranker.score(query, [t for t, o in zip(texts, own, strict=True) if o]))
+            english = iter(reranker.score(translated, [t for t, o in zip(texts, own, strict=True) if not o]))
+            logits = [next(as_asked) if o else next(english) for o in own]
         for rank, (chunk_id, _) in enumerate(sorted(zip(best, logits, strict=True), key=lambda cl: -cl[1])):
             chunk, score = scored[chunk_id]
             scored[chunk_id] = (chunk, score + 1.0 / (RRF_K + rank + 1))

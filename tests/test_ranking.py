@@ -10,7 +10,7 @@ import pytest
 
 from rag.abstention import AbstentionPolicy
 from rag.rerank import CrossEncoderReranker, RerankerUnavailable, packaged_model_dir
-from rag.retrieval import Retrieved, fuse
+from rag.retrieval import Retrieved, fuse, names, unseen_names
 from rag.types import Chunk
 
 
@@ -83,11 +83,22 @@ def test_a_reranker_file_that_is_not_the_reviewed_one_is_refused(tmp_path: Path)
 @pytest.mark.parametrize(
     ("retrieved", "language", "abstains"),
     [
-        # English: the cross-encoder decides, whatever the cosine.
-        (Retrieved((), 0.9, rerank_score=-7.0), "en", True),
-        (Retrieved((), 0.9, rerank_score=-5.0), "en", False),
+        # English: the cross-encoder decides; nothing about the question at all, whatever the cosine.
+        (Retrieved((), 0.9, rerank_score=-7.5), "en", True),
+        (Retrieved((), 0.9, rerank_score=-6.0), "en", False),
         (Retrieved((), 0.2, rerank_score=1.5), "en", False),
-        # It reads English only: other languages are judged by the dense similarity.
+        # Little about it and nothing close in meaning either.
+        (Retrieved((), 0.40, rerank_score=-6.0), "en", True),
+        (Retrieved((), 0.40, rerank_score=-4.0), "en", False),
+        # It names something no passage shown mentions, and the cross-encoder is not convinced.
+        (Retrieved((), 0.6, rerank_score=-3.0, unseen_names=("Splunk",)), "en", True),
+        (Retrieved((), 0.6, rerank_score=-3.0), "en", False),
+        (Retrieved((), 0.6, rerank_score=-1.0, unseen_names=("Splunk",)), "en", False),
+        (Retrieved((), 0.4, rerank_score=-1.0, unseen_names=("Splunk",)), "en", True),
+        # A French question it read in English is judged the same way.
+        (Retrieved((), 0.5, rerank_score=-10.0, translated="reset password"), "fr", True),
+        (Retrieved((), 0.25, rerank_score=2.0, translated="merge dictionaries"), "fr", False),
+        # A question it could not read is judged by the dense similarity.
         (Retrieved((), 0.5, rerank_score=-10.0), "fr", False),
         (Retrieved((), 0.25, rerank_score=-10.0), "fr", True),
         # No reranker: the dense similarity for every language.
@@ -100,3 +111,18 @@ def test_not_in_the_wiki_is_decided_by_the_signal_that_reads_the_question(
     retrieved: Retrieved, language: str, abstains: bool
 ) -> None:
     assert AbstentionPolicy().abstains(retrieved, language) is abstains
+
+
+def test_the_names_a_question_uses_are_its_products_places_and_acronyms() -> None:
+    assert names("Which JVM flags tune G1 pauses on our OpenShift cluster in Luxembourg?") == [
+        "JVM",
+        "OpenShift",
+        "Luxembourg",
+    ]
+    # A sentence's first word, a version, a path and a contraction are not names.
+    assert names("Should I? Then I'm stuck: obj.area in v2.3 and Python's design") == ["Python"]
+
+
+def test_a_name_counts_as_unseen_only_when_no_passage_mentions_it() -> None:
+    passages = [_chunk("A", 0, "Configure the JVM heap with -Xmx."), _chunk("B", 0, "Logs go to files.")]
+    assert unseen_names("Which JVM flags and which Splunk index?", passages) == ("Splunk",)
