@@ -46,8 +46,8 @@ class Retrieved:
     best_similarity: float
     # False when the index was built by another embedding model (a rebuild is pending): lexical only.
     dense_used: bool = True
-    # The cross-encoder's best score over the candidates (None without a reranker): below about -5 no
-    # passage is about the question.
+    # The cross-encoder's best score over the candidates (None without a reranker): above 0 a passage
+    # answers; below about -7 none is about the question (rag/abstention.py).
     rerank_score: float | None = None
     # The question in the wiki's language, as also searched and as the cross-encoder read it ("" when the
     # question was in the wiki's language, or nothing could be rendered).
