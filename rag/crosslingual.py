@@ -111,8 +111,9 @@ _FUNCTION_WORDS = frozenset(
         "ya",
     ]
 )
-# French endings and the English ones they usually become; the longest ending that yields a word the wiki
-# uses wins. Only words this long are tried: short ones make false friends ("temps" → "temp").
+# French endings and the English ones they usually become, longest first: the first ending a word has gives
+# its candidates, and the first candidate the wiki uses is kept. Only words this long are tried: short
+# ones make false friends ("temps" → "temp").
 _COGNATE_MIN_LENGTH = 6
 _COGNATE_ENDINGS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("isations", ("izations",)),
@@ -144,7 +145,6 @@ _COGNATE_ENDINGS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("es", ("s", "es")),
     ("e", ("",)),
     ("s", ("",)),
-    ("", ("",)),
 )
 _DOUBLED = re.compile(r"([nmt])\1")
 _LONGEST_PHRASE = 4
