@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     retrieval_min_similarity: float = Field(default=0.3, ge=0, le=1)
     retrieval_rerank: bool = True
     retrieval_rerank_candidates: int = Field(default=16, ge=1, le=100)
-    # French questions also searched in English words (rag/crosslingual.py): the wiki is written in English.
+    # French questions also searched in English words, for the wiki's English pages (rag/crosslingual.py).
     retrieval_translate: bool = True
     retrieval_min_rerank_score: float = Field(default=-7.0, ge=-30, le=30)
     retrieval_weak_rerank_score: float = Field(default=-5.0, ge=-30, le=30)
