@@ -385,7 +385,7 @@ def build_core(
         raise SettingsError(f"CHROMA_HOST: cannot open the Chroma index at {where}: {exc}") from None
     state = build_index_state(settings)
     kb = KnowledgeBase(
-        ChromaStore(client),
+        ChromaStore(client, ef_search=settings.chroma_hnsw_ef_search),
         state.ledger,
         prefix=settings.chroma_collection,
         layout=f"chunks-v{CHUNK_FORMAT}/{settings.chunk_size}/{settings.chunk_overlap}",

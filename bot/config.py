@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     chroma_port: int = Field(default=8000, ge=1, le=65535)
     chroma_ssl: bool = False
     chroma_collection: str = Field(default="wikibot", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,40}$")
+    # Graph candidates a dense search explores (rag.index.DEFAULT_EF_SEARCH, measured by bench/hnsw.py).
+    chroma_hnsw_ef_search: int = Field(default=800, ge=20, le=5000)
 
     # Retrieval
     retrieval_top_k: int = Field(default=5, ge=1, le=50)

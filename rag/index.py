@@ -20,6 +20,10 @@ from rag.types import Chunk
 _WRITE_BATCH = 2000
 # Ids named in one read: a server's request stays small, and few round trips fetch a catch-up's chunks.
 _READ_BATCH = 1000
+# How many graph candidates a dense search explores (bench/hnsw.py, the share of the exact 20 nearest
+# chunks found): Chroma's default, 100, found 97.6 % on 20k real chunks and 94.5 % at 100k; 800 finds
+# 99.96 % and 99.5 %, for 1-2 ms more a query (p95 under 6 ms at both sizes).
+DEFAULT_EF_SEARCH = 800
 
 
 def open_chroma(*, path: Path, host: str = "", port: int = 8000, ssl: bool = False) -> ClientAPI:
@@ -48,14 +52,15 @@ def _chunk(chunk_id: str, document: str | None, meta: dict[str, Any] | None) -> 
 class ChromaStore:
     """Implements rag.ports.VectorStore over one Chroma client."""
 
-    def __init__(self, client: ClientAPI) -> None:
+    def __init__(self, client: ClientAPI, *, ef_search: int = DEFAULT_EF_SEARCH) -> None:
         self._client = client
+        self._ef_search = ef_search
 
     def open(self, name: str) -> ChromaIndex:
-        return ChromaIndex(self._client, name, create=True)
+        return ChromaIndex(self._client, name, create=True, ef_search=self._ef_search)
 
     def existing(self, name: str) -> ChromaIndex:
-        return ChromaIndex(self._client, name, create=False)
+        return ChromaIndex(self._client, name, create=False, ef_search=self._ef_search)
 
     def drop(self, name: str) -> None:
         try:
@@ -78,20 +83,35 @@ class ChromaStore:
 class ChromaIndex:
     """Implements rag.ports.VectorIndex over one Chroma collection (cosine space)."""
 
-    def __init__(self, client: ClientAPI, name: str, *, create: bool) -> None:
+    def __init__(
+        self, client: ClientAPI, name: str, *, create: bool, ef_search: int = DEFAULT_EF_SEARCH
+    ) -> None:
         self.name = name
         # embedding_function=None: we always pass vectors, and Chroma's default would download a model.
         try:
             if create:
                 self._collection = client.get_or_create_collection(
-                    name=name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+                    name=name,
+                    embedding_function=None,
+                    configuration={"hnsw": {"space": "cosine", "ef_search": ef_search}},
                 )
             else:
                 self._collection = client.get_collection(name=name, embedding_function=None)
+            self._align_ef_search(ef_search)
         except NotFoundError:
             raise MissingCollection(f"collection {name} is not in the vector store") from None
         except (ChromaError, httpx.TransportError) as exc:
             raise VectorStoreError(f"cannot open collection {name}: {type(exc).__name__}: {exc}") from exc
+
+    def _align_ef_search(self, ef_search: int) -> None:
+        """A collection made before (or with another CHROMA_HNSW_EF_SEARCH) is changed to this one.
+
+        Chroma keeps the value in the collection: a process that already loaded its graph keeps searching
+        with the old one (chromadb 1.5.9), the next process to open it uses the new one.
+        """
+        hnsw = (self._collection.configuration or {}).get("hnsw") or {}
+        if hnsw.get("ef_search") != ef_search:
+            self._collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
 
     def upsert(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
         if len(chunks) != len(embeddings):

@@ -214,3 +214,33 @@ async def test_a_new_question_in_the_same_chat_is_not_glued_to_the_previous_one(
         assert french.text.startswith("_Réponse extractive")
     finally:
         core.close()
+
+
+class _CountingQueries(HashingEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries: list[str] = []
+
+    def embed_query(self, text: str) -> list[float]:
+        self.queries.append(text)
+        return super().embed_query(text)
+
+
+async def test_a_question_is_embedded_once_and_a_follow_up_once_per_reading(
+    wiki: ConfluenceFake, tmp_path: Path
+) -> None:
+    embedder = _CountingQueries()
+    core = make_core(settings_for(wiki, tmp_path / "once"), embedder=embedder)
+    try:
+        core.sync()
+        embedder.queries.clear()
+        await _ask(core, "How do I connect to the VPN?", session="chat")
+        # Dense, lexical and the cross-encoder share one reading of the question: one model call.
+        assert len(embedder.queries) == 1
+        embedder.queries.clear()
+        await _ask(core, "And if it fails?", session="chat")
+        # A follow-up is read in its context (and alone, when it may stand alone): each reading once.
+        assert 1 <= len(embedder.queries) <= 2 and len(set(embedder.queries)) == len(embedder.queries)
+        assert any("VPN" in q for q in embedder.queries)
+    finally:
+        core.close()

@@ -160,3 +160,49 @@ def test_a_handle_on_a_dropped_collection_says_it_is_missing(store: VectorStore)
     with pytest.raises(MissingCollection):
         handle.count()
     assert name not in store.names()
+
+
+def test_a_collection_of_an_older_release_is_searched_with_the_configured_ef_search(tmp_path: Path) -> None:
+    client = open_chroma(path=tmp_path / "chroma")
+    # As every release before CHROMA_HNSW_EF_SEARCH made it: Chroma's default graph search (100).
+    client.create_collection(
+        "older-one", embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+    )
+    ChromaStore(client, ef_search=640).existing("older-one")
+    reopened = open_chroma(path=tmp_path / "chroma").get_collection("older-one", embedding_function=None)
+    assert (reopened.configuration or {})["hnsw"]["ef_search"] == 640
+    assert (ChromaStore(client).open("new-one")._collection.configuration or {})["hnsw"]["ef_search"] == 800
+
+
+def _recall_at_20(tmp_path: Path, ef_search: int | None) -> float:
+    """Dense recall against exact search, on vectors hard enough for a graph index to miss neighbours."""
+    import numpy as np
+    from chromadb.api.client import SharedSystemClient
+
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((4000, 48)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = rng.standard_normal((40, 48)).astype(np.float32)
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :20]
+    folder = tmp_path / f"ef-{ef_search}"
+    options = {} if ef_search is None else {"ef_search": ef_search}
+    index = ChromaStore(open_chroma(path=folder), **options).open("recall")
+    index.upsert([_chunk(i, f"text {i}") for i in range(len(vectors))], vectors.tolist())
+    # A search runs with the value its process loaded the graph with: measure as a new process would.
+    SharedSystemClient.clear_system_cache()
+    index = ChromaStore(open_chroma(path=folder), **options).existing("recall")
+    found = 0
+    for q, best in zip(queries, exact, strict=True):
+        got = {int(c.chunk_id.split(":")[1]) for c, _ in index.query(q.tolist(), k=20)}
+        found += len(got & set(best.tolist()))
+    return found / exact.size
+
+
+def test_dense_search_finds_the_exact_nearest_chunks_with_the_default_ef_search(tmp_path: Path) -> None:
+    from bot.config import load_settings
+    from rag.index import DEFAULT_EF_SEARCH
+
+    assert load_settings(data_dir=tmp_path / "data").chroma_hnsw_ef_search == DEFAULT_EF_SEARCH
+    assert _recall_at_20(tmp_path, None) >= 0.97
+    # The same data with a narrow search misses some: the setting is what the recall rests on.
+    assert _recall_at_20(tmp_path, 20) < 0.9
