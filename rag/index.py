@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from chromadb.errors import ChromaError, NotFoundError
 
 from rag.ports import MissingCollection, VectorStoreError
 from rag.types import Chunk
+
+log = logging.getLogger(__name__)
 
 # Chroma caps one write; large batches are still far cheaper than one call per chunk.
 _WRITE_BATCH = 2000
@@ -110,8 +113,13 @@ class ChromaIndex:
         with the old one (chromadb 1.5.9), the next process to open it uses the new one.
         """
         hnsw = (self._collection.configuration or {}).get("hnsw") or {}
-        if hnsw.get("ef_search") != ef_search:
+        if hnsw.get("ef_search") == ef_search:
+            return
+        try:
             self._collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
+        except (ChromaError, httpx.TransportError) as exc:
+            # Searching with the collection's own value beats not searching: a reader must still open it.
+            log.warning("collection %s keeps ef_search %s: %s", self.name, hnsw.get("ef_search"), exc)
 
     def upsert(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
         if len(chunks) != len(embeddings):

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chromadb.api import ClientAPI
 
 from rag.index import ChromaStore, open_chroma
 from rag.ports import MissingCollection, VectorIndex, VectorStore, VectorStoreError
@@ -162,16 +163,28 @@ def test_a_handle_on_a_dropped_collection_says_it_is_missing(store: VectorStore)
     assert name not in store.names()
 
 
-def test_a_collection_of_an_older_release_is_searched_with_the_configured_ef_search(tmp_path: Path) -> None:
-    client = open_chroma(path=tmp_path / "chroma")
+@pytest.mark.parametrize("where", ["embedded", "server"])
+def test_a_collection_of_an_older_release_is_searched_with_the_configured_ef_search(
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    def client() -> ClientAPI:
+        if where == "embedded":
+            return open_chroma(path=tmp_path / "chroma")
+        host, port = request.getfixturevalue("chroma_server")
+        return open_chroma(path=tmp_path / "unused", host=host, port=port)
+
+    older, newer = f"older-{uuid.uuid4().hex[:8]}", f"newer-{uuid.uuid4().hex[:8]}"
     # As every release before CHROMA_HNSW_EF_SEARCH made it: Chroma's default graph search (100).
-    client.create_collection(
-        "older-one", embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
-    )
-    ChromaStore(client, ef_search=640).existing("older-one")
-    reopened = open_chroma(path=tmp_path / "chroma").get_collection("older-one", embedding_function=None)
-    assert (reopened.configuration or {})["hnsw"]["ef_search"] == 640
-    assert (ChromaStore(client).open("new-one")._collection.configuration or {})["hnsw"]["ef_search"] == 800
+    client().create_collection(older, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+    ChromaStore(client(), ef_search=640).existing(older)
+    ChromaStore(client()).open(newer)
+    configured = {
+        name: (client().get_collection(name, embedding_function=None).configuration or {})["hnsw"][
+            "ef_search"
+        ]
+        for name in (older, newer)
+    }
+    assert configured == {older: 640, newer: 800}
 
 
 def _recall_at_20(tmp_path: Path, ef_search: int | None) -> float:
